@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make demo   - create/refresh the environment, then run the main job
+#   make test   - create/refresh the environment, then run the default tests
+# Everything runs inside .venv, created and synced from uv.lock by `uv sync`.
+
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN = $(UV) run --frozen
+DEMO_DIR ?= out/demo
+export NUMBA_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE = 1
+
+.PHONY: env demo test test-slow lint bench
+
+# uv itself is the only thing installed outside .venv (pip --user, from PyPI).
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+env: $(UV)
+	$(UV) sync --frozen
+
+demo: env
+	$(RUN) mnc demo-kb --out $(DEMO_DIR)/kb
+	$(RUN) mnc evaluate --kb $(DEMO_DIR)/kb --protocol loo --json $(DEMO_DIR)/loo.json
+
+test: env
+	$(RUN) ruff check .
+	$(RUN) pytest -m "not slow" -q
+
+test-slow: env
+	$(RUN) pytest -m slow -q
+
+lint: env
+	$(RUN) ruff check .
