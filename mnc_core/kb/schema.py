@@ -13,6 +13,7 @@ import pandas as pd
 
 EDGE_COLUMNS = ("model", "dataset", "score", "score_before", "cost")
 DISTANCE_COLUMNS = ("dataset_a", "dataset_b", "distance")
+ID_MAP_COLUMNS = ("kind", "id", "original")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class KnowledgeBase:
       dataset has a row, including datasets with no model edges yet.
     - `dataset_distances`: columns `DISTANCE_COLUMNS`, each unordered pair at
       most once, distance >= 0 and finite (e.g. FID between the two datasets).
+    - `source`: where the results come from (a generator, a benchmark folder).
+    - `id_map`: optional table `ID_MAP_COLUMNS` (kind `model` | `dataset`, slug
+      id, original name) so users can map imported slugs back to their names.
     """
 
     edges: pd.DataFrame
@@ -41,6 +45,8 @@ class KnowledgeBase:
     description: str = ""
     synthetic: bool = False
     extra: dict = field(default_factory=dict)
+    source: str = ""
+    id_map: pd.DataFrame | None = None
 
     @property
     def models(self) -> list[str]:
