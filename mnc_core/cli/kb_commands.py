@@ -1,9 +1,126 @@
-"""`mnc` commands of the kb area."""
+"""`mnc` commands of the kb area: `demo-kb` and `import transfergraph|parc`.
+
+Heavy modules are imported inside the command functions so `mnc --help` starts
+fast. Errors a user can fix (bad input files, bad flags) print one line and exit
+with status 2, without a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    from mnc_core.kb.schema import KnowledgeBase
+
+USAGE_ERROR = 2
+
+
+class PeftMethod(StrEnum):
+    """Which TransferGraph fine-tuning runs to keep (one method per KB)."""
+
+    full = "full"
+    lora = "lora"
+
+
+class ScoreColumn(StrEnum):
+    """Which TransferGraph accuracy column becomes the score."""
+
+    eval_accuracy = "eval_accuracy"
+    test_accuracy = "test_accuracy"
+
+
+def _run_or_exit(action: Callable[[], None]) -> None:
+    """Run `action`; turn expected input errors into one line on stderr and exit 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        action()
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=USAGE_ERROR) from None
+
+
+def _print_summary(kb: KnowledgeBase, out: Path, dropped: dict[str, int] | None = None) -> None:
+    """One short report of what was written."""
+    typer.echo(
+        f"wrote {out}: {len(kb.models)} models, {len(kb.datasets)} datasets, "
+        f"{len(kb.edges)} model-dataset edges, {len(kb.dataset_distances)} dataset distances "
+        f"(metric {kb.metric}, {'higher' if kb.higher_is_better else 'lower'} is better)"
+    )
+    for reason, count in (dropped or {}).items():
+        typer.echo(f"  dropped {count} row(s): {reason}")
+
+
+def demo_kb(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the knowledge base to.")],
+    seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 0,
+    datasets: Annotated[int, typer.Option("--datasets", min=2, help="Number of datasets.")] = 32,
+    models: Annotated[int, typer.Option("--models", min=2, help="Number of models.")] = 10,
+) -> None:
+    """Write the SYNTHETIC demo knowledge base (CLIP-FID-like, lower is better)."""
+
+    def action() -> None:
+        from mnc_core.kb.demo import make_demo_kb
+        from mnc_core.kb.store import write_kb
+
+        kb = make_demo_kb(seed=seed, n_datasets=datasets, n_models=models)
+        write_kb(kb, out)
+        _print_summary(kb, out)
+
+    _run_or_exit(action)
+
+
+def import_transfergraph(
+    src_dir: Annotated[Path, typer.Argument(help="TransferGraph experiment folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the knowledge base to.")],
+    peft: Annotated[PeftMethod, typer.Option(help="Fine-tuning runs to keep.")] = PeftMethod.full,
+    score: Annotated[
+        ScoreColumn, typer.Option(help="records.csv column used as the score.")
+    ] = ScoreColumn.eval_accuracy,
+) -> None:
+    """Import TransferGraph fine-tuning records (accuracy, higher is better)."""
+
+    def action() -> None:
+        from mnc_core.kb.importers.transfergraph import import_transfergraph as run_import
+        from mnc_core.kb.store import write_kb
+
+        result = run_import(src_dir, peft=peft.value, score_column=score.value)
+        write_kb(result.kb, out)
+        _print_summary(result.kb, out, result.dropped)
+
+    _run_or_exit(action)
+
+
+def import_parc(
+    csv: Annotated[Path, typer.Argument(help="PARC oracle table (e.g. oracles/all.csv).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the knowledge base to.")],
+) -> None:
+    """Import PARC fine-tuning oracles (accuracy, higher is better)."""
+
+    def action() -> None:
+        from mnc_core.kb.importers.parc import import_parc as run_import
+        from mnc_core.kb.store import write_kb
+
+        result = run_import(csv)
+        write_kb(result.kb, out)
+        _print_summary(result.kb, out, result.dropped)
+
+    _run_or_exit(action)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
+    app.command("demo-kb")(demo_kb)
+    importers = typer.Typer(
+        name="import",
+        help="Import past fine-tuning results into a knowledge base folder.",
+        no_args_is_help=True,
+    )
+    importers.command("transfergraph")(import_transfergraph)
+    importers.command("parc")(import_parc)
+    app.add_typer(importers, name="import")

@@ -69,19 +69,22 @@ ZOO_MODEL_IDS = (
     "flux1-dev",
 )
 # Rough public figures (billions of denoiser parameters, architecture family,
-# native resolution) used only to make the synthetic model features plausible.
+# native resolution, number of text encoders, text-embedding width) used only to
+# make the synthetic model features plausible (juggernaut-x is an SDXL fine-tune:
+# same configuration as sdxl, as in the real zoo features).
 ZOO_FACTS = {
-    "sd15": (0.86, "unet", 512),
-    "sdxl": (2.6, "unet", 1024),
-    "juggernaut-x": (2.6, "unet", 1024),
-    "segmind-vega": (0.75, "unet", 1024),
-    "kolors": (2.6, "unet", 1024),
-    "pixart-sigma": (0.6, "dit", 1024),
-    "sana-1.6b": (1.6, "linear-dit", 1024),
-    "sana-4.8b": (4.8, "linear-dit", 1024),
-    "sd35-medium": (2.5, "mmdit", 1024),
-    "flux1-dev": (12.0, "mmdit", 1024),
+    "sd15": (0.86, "unet", 512, 1, 768),
+    "sdxl": (2.6, "unet", 1024, 2, 2048),
+    "juggernaut-x": (2.6, "unet", 1024, 2, 2048),
+    "segmind-vega": (0.75, "unet", 1024, 2, 2048),
+    "kolors": (2.6, "unet", 1024, 1, 4096),
+    "pixart-sigma": (0.6, "dit", 1024, 1, 4096),
+    "sana-1.6b": (1.6, "linear-dit", 1024, 1, 2304),
+    "sana-4.8b": (4.8, "linear-dit", 1024, 1, 2304),
+    "sd35-medium": (2.5, "mmdit", 1024, 3, 4096),
+    "flux1-dev": (12.0, "mmdit", 1024, 2, 4096),
 }
+DEFAULT_FACTS = (1.0, "unet", 1024, 1, 768)
 ARCHITECTURES = ("unet", "dit", "linear-dit", "mmdit")
 
 METRIC = "clip_fid"
@@ -272,9 +275,11 @@ def _costs(rng: np.random.Generator, sizes: np.ndarray, n_datasets: int) -> np.n
 def synthetic_model_features(
     models: list[str], sizes: np.ndarray, arch: list[str]
 ) -> pd.DataFrame:
-    """A small standardised numeric table: log params, log TFLOPs, resolution, one-hot arch."""
+    """A small standardised numeric table: log params, log TFLOPs, resolution, text
+    encoders, one-hot architecture (generated models get default non-size facts)."""
+    facts = [ZOO_FACTS.get(m, DEFAULT_FACTS) for m in models]
     log_params = np.log(sizes)
-    resolution = np.array([ZOO_FACTS.get(m, (0, "", 1024))[2] for m in models], dtype=float)
+    resolution = np.array([f[2] for f in facts], dtype=float)
     # Denoiser FLOPs per step scale with parameters times latent tokens.
     log_tflops = log_params + 2 * np.log(resolution / 512)
     table = pd.DataFrame(
@@ -282,6 +287,8 @@ def synthetic_model_features(
             "log_params": log_params,
             "log_tflops_per_step": log_tflops,
             "native_resolution": resolution / 1024,
+            "text_encoders": [float(f[3]) for f in facts],
+            "log_text_embedding_dim": np.log([float(f[4]) for f in facts]),
         },
         index=pd.Index(models, name="model"),
     )

@@ -329,7 +329,7 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    log.info("wrote knowledge base %s (%d edges)", target, len(kb.edges))
+    log.debug("wrote knowledge base %s (%d edges)", target, len(kb.edges))
     return target
 
 
