@@ -103,7 +103,7 @@ def load_pipeline(
     check_pipeline_dir(pipeline_dir)
     pipe = DiffusionPipeline.from_pretrained(
         str(pipeline_dir),
-        torch_dtype=dtype,
+        dtype=dtype,
         local_files_only=True,
         use_safetensors=True,
         trust_remote_code=False,

@@ -68,7 +68,7 @@ UNBUILDABLE_FAMILIES = {
 TINY_RESOLUTION = 32
 
 _CHARS = string.ascii_lowercase + string.digits + ".,'-!?"
-_TEXT_MAX_LENGTH = 16
+_TEXT_MAX_LENGTH = 32
 
 
 def _clip_tokenizer() -> CLIPTokenizer:

@@ -1,0 +1,161 @@
+"""On-disk cache of VAE latents and text embeddings for one (model, dataset) pair.
+
+The reference scripts run the VAE and the text encoders on every step; their
+outputs do not change during LoRA training of the denoiser, so they are
+computed once here, written as safetensors shards, and read back by row during
+training (memory-mapped, so a large dataset does not have to fit in RAM).
+
+A `cache.json` fingerprint (pipeline, images, captions, resolution, dtype) is
+written last: a cache without it, or with a different fingerprint, is rebuilt in
+a temporary folder and swapped in, so a stale or half-written cache is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from mnc_core.t2i.datasets import ImageCaptionPair, preprocess_image
+from mnc_core.t2i.lora_families import FamilySpec, encode_captions, encode_pixels
+
+log = logging.getLogger(__name__)
+
+CACHE_FINGERPRINT_FILE = "cache.json"
+_SHARD_SIZE = 64
+_ENCODE_BATCH = 8
+_CACHE_VERSION = 1
+
+
+def _fingerprint(
+    pipeline_dir: Path,
+    pairs: list[ImageCaptionPair],
+    resolution: int,
+    max_len: int | None,
+    dtype: torch.dtype,
+) -> str:
+    """Hash of everything the cached tensors depend on."""
+    h = hashlib.sha256()
+    index = Path(pipeline_dir) / "model_index.json"
+    h.update(f"v{_CACHE_VERSION}|{Path(pipeline_dir).resolve()}|{index.read_bytes()!r}".encode())
+    h.update(f"|{resolution}|{max_len}|{dtype}".encode())
+    for pair in pairs:
+        stat = Path(pair.path).stat()
+        h.update(f"|{Path(pair.path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|".encode())
+        h.update(pair.caption.encode())
+    return h.hexdigest()
+
+
+def _crop_geometry(path: Path, resolution: int) -> tuple[list[int], list[int]]:
+    """Original (h, w) and the centre crop's (top, left) after the short-side resize."""
+    with Image.open(path) as img:
+        w, h = img.size
+    scale = resolution / min(h, w)
+    new_h, new_w = round(h * scale), round(w * scale)
+    return [h, w], [int(round((new_h - resolution) / 2.0)), int(round((new_w - resolution) / 2.0))]
+
+
+def _encode_shard(
+    spec: FamilySpec, pipe, pairs: list[ImageCaptionPair], resolution: int, max_len: int | None
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    latent_parts: dict[str, list[torch.Tensor]] = {}
+    text_parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(pairs), _ENCODE_BATCH):
+        chunk = pairs[start : start + _ENCODE_BATCH]
+        pixels = torch.stack([preprocess_image(p.path, resolution) for p in chunk])
+        latents = encode_pixels(pipe, pixels)
+        geometry = [_crop_geometry(p.path, resolution) for p in chunk]
+        latents["original_hw"] = torch.tensor([g[0] for g in geometry])
+        latents["crop_top_left"] = torch.tensor([g[1] for g in geometry])
+        text = encode_captions(spec, pipe, [p.caption for p in chunk], max_len)
+        for key, value in latents.items():
+            latent_parts.setdefault(key, []).append(value.cpu())
+        for key, value in text.items():
+            text_parts.setdefault(key, []).append(value.cpu())
+    latents_out = {k: torch.cat(v).contiguous() for k, v in latent_parts.items()}
+    text_out = {k: torch.cat(v).contiguous() for k, v in text_parts.items()}
+    return latents_out, text_out
+
+
+def build_cache(
+    spec: FamilySpec,
+    pipe,
+    pipeline_dir: Path,
+    pairs: list[ImageCaptionPair],
+    cache_dir: Path,
+    resolution: int,
+    max_len: int | None,
+) -> TrainingCache:
+    """Encode `pairs` once into `cache_dir` (reused when the fingerprint matches)."""
+    cache_dir = Path(cache_dir)
+    fingerprint = _fingerprint(pipeline_dir, pairs, resolution, max_len, pipe.dtype)
+    marker = cache_dir / CACHE_FINGERPRINT_FILE
+    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        log.info("reusing cached latents and text embeddings in %s", cache_dir)
+        return TrainingCache(cache_dir)
+    tmp = cache_dir.with_name(f".{cache_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    n_shards = (len(pairs) + _SHARD_SIZE - 1) // _SHARD_SIZE
+    for shard in tqdm(range(n_shards), desc="encode latents+text", unit="shard"):
+        rows = pairs[shard * _SHARD_SIZE : (shard + 1) * _SHARD_SIZE]
+        latents, text = _encode_shard(spec, pipe, rows, resolution, max_len)
+        save_file(latents, str(tmp / f"latents-{shard:05d}.safetensors"))
+        save_file(text, str(tmp / f"text-{shard:05d}.safetensors"))
+    meta = {"fingerprint": fingerprint, "n_items": len(pairs), "shard_size": _SHARD_SIZE}
+    (tmp / CACHE_FINGERPRINT_FILE).write_text(json.dumps(meta, indent=2))
+    _swap_in(tmp, cache_dir)
+    return TrainingCache(cache_dir)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace `final` by the complete `tmp` folder (old contents removed only after)."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+
+
+@dataclass
+class TrainingCache:
+    """Row access to a built cache: `rows(indices)` -> (latent tensors, text tensors)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        meta = json.loads((Path(self.root) / CACHE_FINGERPRINT_FILE).read_text())
+        self.n_items: int = int(meta["n_items"])
+        self.shard_size: int = int(meta["shard_size"])
+        self._handles: dict[str, object] = {}
+
+    def _handle(self, kind: str, shard: int):
+        name = f"{kind}-{shard:05d}.safetensors"
+        if name not in self._handles:
+            self._handles[name] = safe_open(str(Path(self.root) / name), framework="pt")
+        return self._handles[name]
+
+    def _rows(self, kind: str, indices: list[int]) -> dict[str, torch.Tensor]:
+        parts: dict[str, list[torch.Tensor]] = {}
+        for index in indices:
+            handle = self._handle(kind, index // self.shard_size)
+            row = index % self.shard_size
+            for key in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+                parts.setdefault(key, []).append(handle.get_slice(key)[row : row + 1])
+        return {k: torch.cat(v) for k, v in parts.items()}
+
+    def rows(self, indices: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return self._rows("latents", indices), self._rows("text", indices)
