@@ -317,6 +317,7 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
     try:
+        _chmod_like_mkdir(staging)
         _write_files(kb, staging)
         try:
             read_kb(staging)
@@ -331,6 +332,13 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
     log.debug("wrote knowledge base %s (%d edges)", target, len(kb.edges))
     return target
+
+
+def _chmod_like_mkdir(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder; give the KB the permissions mkdir would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
 
 
 def _refuse_foreign_folder(target: Path) -> None:

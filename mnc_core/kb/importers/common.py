@@ -1,0 +1,160 @@
+"""Helpers shared by the importers: id mapping, feature encoding, drop accounting.
+
+Every importer turns someone else's table into a `KnowledgeBase` the same way:
+names become slugs through `mnc_core.ids.slugify` (the original names are kept in
+the KB's `ids.csv`), categorical columns are one-hot encoded, numeric columns are
+log-scaled and standardised, missing values become an indicator column plus a
+neutral 0 (so the engine never sees NaN), and every dropped row is counted under
+a reason that is printed after the import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.ids import slugify
+from mnc_core.kb.schema import ID_MAP_COLUMNS, KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+class ImportInputError(ValueError):
+    """Input that an importer cannot turn into a knowledge base (names the file)."""
+
+
+@dataclass
+class ImportResult:
+    """The imported KB plus how many input rows were dropped, by reason."""
+
+    kb: KnowledgeBase
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DropCounter:
+    """Counts rows an importer leaves out, keyed by a human-readable reason."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def drop(self, mask: pd.Series, reason: str) -> pd.Series:
+        """Record `mask.sum()` rows under `reason`; return the keep-mask (`~mask`)."""
+        n = int(mask.sum())
+        if n:
+            self.counts[reason] += n
+            log.debug("dropping %d row(s): %s", n, reason)
+        return ~mask
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def read_table(file: Path, required: Iterable[str]) -> pd.DataFrame:
+    """Read an input CSV; a missing file or column raises naming the file."""
+    if not file.is_file():
+        raise ImportInputError(f"{file}: file not found")
+    try:
+        table = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ImportInputError(f"{file}: cannot read as CSV ({exc})") from exc
+    absent = [c for c in required if c not in table.columns]
+    if absent:
+        raise ImportInputError(
+            f"{file}: missing column(s) {', '.join(absent)} "
+            f"(found: {', '.join(map(str, table.columns))})"
+        )
+    return table
+
+
+def numeric_column(table: pd.DataFrame, column: str, file: Path) -> pd.Series:
+    """A column as floats; text that is not a number raises naming file, row and column."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() & table[column].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ImportInputError(
+            f"{file} row {row + 1}: column {column} value {table[column].iloc[row]!r} "
+            "is not a number"
+        )
+    return values.astype(float)
+
+
+def slug_map(names: Iterable[str]) -> dict[str, str]:
+    """Original name -> slug via `slugify`; names whose slugs collide get a hash suffix.
+
+    Two different names can slugify alike (case, punctuation, truncation at 128
+    characters); each of them then gets `-<8 hex of sha1(name)>` so the mapping is
+    one-to-one and does not depend on input order.
+    """
+    unique = sorted({str(n) for n in names})
+    plain = {name: slugify(name) for name in unique}
+    taken = Counter(plain.values())
+    mapping = {}
+    for name, slug in plain.items():
+        if taken[slug] > 1:
+            digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+            slug = f"{slug[:119]}-{digest}"
+        mapping[name] = slug
+    return mapping
+
+
+def id_map_table(models: dict[str, str], datasets: dict[str, str]) -> pd.DataFrame:
+    """The `ids.csv` table (kind, id, original) for the ids kept in the KB."""
+    rows = [("model", slug, name) for name, slug in models.items()]
+    rows += [("dataset", slug, name) for name, slug in datasets.items()]
+    return pd.DataFrame(rows, columns=list(ID_MAP_COLUMNS))
+
+
+def column_key(value: object) -> str:
+    """A readable, CSV-safe column-name suffix for a category value."""
+    text = re.sub(r"[^a-z0-9]+", "_", str(value).lower()).strip("_")
+    return text or "blank"
+
+
+def one_hot(values: pd.Series, prefix: str) -> pd.DataFrame:
+    """One column per category (`<prefix>_<value>`), sorted; missing values -> all zeros
+    plus `<prefix>_missing` when any value is missing."""
+    present = values.notna()
+    columns: dict[str, np.ndarray] = {}
+    for category in sorted({str(v) for v in values[present]}):
+        name = f"{prefix}_{column_key(category)}"
+        hit = ((values.astype(str) == category) & present).to_numpy(dtype=float)
+        columns[name] = columns.get(name, 0.0) + hit
+    if (~present).any():
+        columns[f"{prefix}_missing"] = (~present).to_numpy(dtype=float)
+    return pd.DataFrame(columns, index=values.index)
+
+
+def scaled_numbers(values: pd.Series, name: str, *, log_scale: bool) -> pd.DataFrame:
+    """Optionally `log1p`, then standardise; missing -> 0 (the mean) + `<name>_missing`.
+
+    Negative values are not log-scaled (log1p is only meaningful for counts and
+    sizes); a constant column becomes all zeros.
+    """
+    numbers = values.astype(float)
+    if log_scale and (numbers.dropna() >= 0).all():
+        numbers = np.log1p(numbers)
+    mean, std = numbers.mean(), numbers.std(ddof=0)
+    scaled = (numbers - mean) / std if std and np.isfinite(std) and std > 0 else numbers * 0.0
+    frame = pd.DataFrame({name: scaled.fillna(0.0)}, index=values.index)
+    if numbers.isna().any():
+        frame[f"{name}_missing"] = numbers.isna().astype(float)
+    return frame
+
+
+def average_duplicates(
+    edges: pd.DataFrame, keys: list[str], drops: DropCounter, what: str
+) -> pd.DataFrame:
+    """Average repeated runs of one (model, dataset) into one edge (NaN-aware), counted."""
+    repeated = edges.duplicated(keys, keep="first")
+    if repeated.any():
+        drops.counts[f"repeated runs of one {what} averaged into one edge"] += int(repeated.sum())
+    return edges.groupby(keys, sort=False, as_index=False).mean(numeric_only=True)

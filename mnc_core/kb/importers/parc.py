@@ -1,0 +1,112 @@
+"""Import the PARC oracle table (Bolya et al., NeurIPS 2021) as a knowledge base.
+
+`all.csv` has one row per (architecture, source dataset, target dataset) with
+`Oracle`, the fine-tuned accuracy in percent. A model is the pair
+(architecture, pre-training source): id `slugify(arch + "--" + source)`, features
+one-hot architecture and one-hot source. Datasets are the targets; PARC gives no
+dataset features and no dataset distances, so the KB has zero dataset-feature
+columns and an empty distance table (the description says so). Rows with a
+negative Oracle (PARC's `-1` marks a run that was not done) are dropped and
+counted; a repeated (model, target) row is averaged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.kb.importers.common import (
+    DropCounter,
+    ImportInputError,
+    ImportResult,
+    average_duplicates,
+    id_map_table,
+    numeric_column,
+    one_hot,
+    read_table,
+    slug_map,
+)
+from mnc_core.kb.schema import DISTANCE_COLUMNS, KnowledgeBase
+
+COLUMNS = ("Architecture", "Source Dataset", "Target Dataset", "Oracle")
+METRIC = "oracle_accuracy"
+MODEL_SEPARATOR = "--"
+
+
+def import_parc(csv_file: str | Path) -> ImportResult:
+    """Read PARC's oracle CSV into a `KnowledgeBase` (accuracy in percent, higher is better)."""
+    file = Path(csv_file)
+    table = read_table(file, COLUMNS)
+    drops = DropCounter()
+    for column in COLUMNS[:3]:
+        missing = table[column].isna() | (table[column].astype(str).str.strip() == "")
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            raise ImportInputError(f"{file} row {row + 1}: column {column!r} is empty")
+    oracle = numeric_column(table, "Oracle", file)
+    keep = drops.drop(oracle.isna(), "no Oracle value")
+    keep &= drops.drop(oracle < 0, "negative Oracle (PARC marks runs not done with -1)")
+    table, oracle = table[keep], oracle[keep]
+    if table.empty:
+        raise ImportInputError(f"{file}: no row with an Oracle accuracy")
+    arch = table["Architecture"].astype(str).str.strip()
+    source = table["Source Dataset"].astype(str).str.strip()
+    runs = pd.DataFrame(
+        {
+            "model": arch + MODEL_SEPARATOR + source,
+            "dataset": table["Target Dataset"].astype(str).str.strip(),
+            "score": oracle,
+        }
+    )
+    edges = average_duplicates(runs, ["model", "dataset"], drops, "(model, target)")
+    models = slug_map(edges["model"])
+    datasets = slug_map(edges["dataset"])
+    kb = KnowledgeBase(
+        edges=_edges(edges, models, datasets),
+        metric=METRIC,
+        higher_is_better=True,
+        model_features=_model_features(arch, source, models),
+        dataset_features=pd.DataFrame(
+            index=pd.Index(sorted(datasets.values()), name="dataset")
+        ),
+        dataset_distances=pd.DataFrame(columns=list(DISTANCE_COLUMNS)),
+        description=(
+            f"Imported from the PARC oracle table {file.name} (image classification "
+            "fine-tuning accuracy in percent, not text-to-image; higher is better). A model "
+            "is (architecture, pre-training source). PARC provides no dataset features and "
+            "no dataset distances: the dataset-feature table has zero columns and the "
+            "distance table is empty. Original names in ids.csv."
+        ),
+        synthetic=False,
+        extra={"importer": "parc", "dropped_rows": drops.as_dict()},
+        source=str(file),
+        id_map=id_map_table(models, datasets),
+    )
+    return ImportResult(kb=kb, dropped=drops.as_dict())
+
+
+def _edges(edges: pd.DataFrame, models: dict, datasets: dict) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "model": edges["model"].map(models),
+            "dataset": edges["dataset"].map(datasets),
+            "score": edges["score"],
+            "score_before": np.nan,
+            "cost": np.nan,
+        }
+    )
+    return out.sort_values(["dataset", "model"]).reset_index(drop=True)
+
+
+def _model_features(arch: pd.Series, source: pd.Series, models: dict) -> pd.DataFrame:
+    """One-hot architecture and one-hot source dataset, one row per model."""
+    pairs = pd.DataFrame({"arch": arch, "source": source})
+    pairs["model"] = (pairs["arch"] + MODEL_SEPARATOR + pairs["source"]).map(models)
+    pairs = pairs.dropna(subset=["model"]).drop_duplicates("model").set_index("model")
+    features = pd.concat(
+        [one_hot(pairs["arch"], "arch"), one_hot(pairs["source"], "source")], axis=1
+    )
+    features.index.name = "model"
+    return features.sort_index()

@@ -1,0 +1,368 @@
+"""Import a TransferGraph experiment folder (Li et al., ICDE 2024) as a knowledge base.
+
+Written against the layout, not one folder (text or image experiments alike):
+
+    records.csv                    model, finetuned_dataset, <score column>,
+                                   [peft_method], [train_runtime]: one row per run
+    model_config_dataset.csv       model, [architectures], [model_type], [dataset],
+                                   numeric metadata (number_of_parameters, ...)
+    target_dataset_features.csv    finetune_dataset, size, number_of_classes
+    corr_domain_similarity_*.csv   square dataset x dataset distance matrix (optional)
+
+Mapping (documented in docs/knowledge-base.md):
+- One fine-tuning method per KB (`peft`): `full` keeps runs with an empty
+  `peft_method`, `lora` keeps `lora`; other labels are dropped and counted.
+- Runs whose dataset is not in target_dataset_features.csv are junk labels
+  (e.g. "0.1", "none", "lora") and are dropped; so are runs without a score.
+- Repeated runs of one (model, dataset) are averaged (score and cost).
+- Ids are `slugify`d; `ids.csv` in the KB maps them back to the original names.
+- Only models and datasets with at least one kept run enter the KB.
+- Model features: one-hot architecture, model type and source dataset, numeric
+  columns log1p-scaled and standardised; models without a metadata row are kept
+  with `metadata_missing = 1` and missing-value indicators (no NaN).
+- Dataset features: log size and number of classes, standardised.
+- Distances: from the similarity matrix, for pairs of KB datasets; the two
+  directions are averaged. Similarity labels are matched to dataset names
+  exactly, else through an alias key (`glue_cola` ~ `glue/cola`); when two
+  labels land on one dataset, the exact name wins, then the first in the file.
+- cost = train_runtime / 3600 (GPU hours); score_before is unknown (empty).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.kb.importers.common import (
+    DropCounter,
+    ImportInputError,
+    ImportResult,
+    average_duplicates,
+    id_map_table,
+    numeric_column,
+    one_hot,
+    read_table,
+    scaled_numbers,
+    slug_map,
+)
+from mnc_core.kb.schema import DISTANCE_COLUMNS, KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+RECORDS_CSV = "records.csv"
+MODEL_CONFIG_CSV = "model_config_dataset.csv"
+TARGET_FEATURES_CSV = "target_dataset_features.csv"
+SIMILARITY_GLOB = "corr_domain_similarity_*.csv"
+PEFT_LABELS = {"full": "", "lora": "lora"}
+SCORE_COLUMNS = ("eval_accuracy", "test_accuracy")
+MODEL_CATEGORICAL = {"architectures": "arch", "model_type": "type", "dataset": "source"}
+SECONDS_PER_HOUR = 3600.0
+
+
+def import_transfergraph(
+    src_dir: str | Path,
+    *,
+    peft: str = "full",
+    score_column: str = "eval_accuracy",
+    similarity_file: str | None = None,
+) -> ImportResult:
+    """Read a TransferGraph folder into a `KnowledgeBase` (accuracy, higher is better)."""
+    src = Path(src_dir)
+    if not src.is_dir():
+        raise ImportInputError(f"{src}: TransferGraph folder not found")
+    if peft not in PEFT_LABELS:
+        raise ImportInputError(f"peft must be one of {', '.join(PEFT_LABELS)}, got {peft!r}")
+    drops = DropCounter()
+    targets = _target_table(src / TARGET_FEATURES_CSV, drops)
+    runs = _kept_runs(src / RECORDS_CSV, score_column, peft, list(targets.index), drops)
+    edges = average_duplicates(runs, ["model", "dataset"], drops, "(model, dataset)")
+    model_names = sorted(edges["model"].unique())
+    dataset_names = sorted(edges["dataset"].unique())
+    model_slugs, dataset_slugs = slug_map(model_names), slug_map(dataset_names)
+    model_features = _model_features(src / MODEL_CONFIG_CSV, model_names, drops)
+    dataset_features = _dataset_features(targets.loc[dataset_names])
+    sim_file = _similarity_file(src, similarity_file)
+    distances = _distances(sim_file, dataset_names, drops) if sim_file else _no_distances()
+    kb = KnowledgeBase(
+        edges=_slug_edges(edges, model_slugs, dataset_slugs),
+        metric=score_column,
+        higher_is_better=True,
+        model_features=_slug_index(model_features, model_slugs, "model"),
+        dataset_features=_slug_index(dataset_features, dataset_slugs, "dataset"),
+        dataset_distances=_slug_distances(distances, dataset_slugs),
+        description=_description(src, peft, score_column, sim_file),
+        synthetic=False,
+        extra={
+            "importer": "transfergraph",
+            "peft": peft,
+            "score_column": score_column,
+            "similarity_file": sim_file.name if sim_file else None,
+            "dropped_rows": drops.as_dict(),
+        },
+        source=str(src),
+        id_map=id_map_table(model_slugs, dataset_slugs),
+    )
+    return ImportResult(kb=kb, dropped=drops.as_dict())
+
+
+def _target_table(file: Path, drops: DropCounter) -> pd.DataFrame:
+    """Dataset size and class count by original dataset name (first row of a repeated name)."""
+    table = read_table(file, ("finetune_dataset", "size", "number_of_classes"))
+    table["size"] = numeric_column(table, "size", file)
+    table["number_of_classes"] = numeric_column(table, "number_of_classes", file)
+    keep = drops.drop(table["finetune_dataset"].isna(), f"{file.name}: row without a dataset name")
+    table = table[keep]
+    table["finetune_dataset"] = table["finetune_dataset"].astype(str).str.strip()
+    keep = drops.drop(
+        table.duplicated("finetune_dataset"), f"{file.name}: repeated dataset row (first kept)"
+    )
+    return table[keep].set_index("finetune_dataset")[["size", "number_of_classes"]]
+
+
+def _kept_runs(
+    file: Path, score_column: str, peft: str, datasets: list[str], drops: DropCounter
+) -> pd.DataFrame:
+    """Runs of the chosen method with a known dataset and a score (model, dataset, score, cost)."""
+    records = read_table(file, ("model", "finetuned_dataset"))
+    if score_column not in records.columns:
+        present = [c for c in records.columns if "accuracy" in str(c)] or ["none"]
+        raise ImportInputError(
+            f"{file}: no score column {score_column!r} (accuracy columns present: "
+            f"{', '.join(present)}); choose one with --score"
+        )
+    records = records[drops.drop(records["model"].isna(), "run without a model name")]
+    records = records[_peft_mask(file, records, peft, drops)]
+    names = _resolve(records["finetuned_dataset"].astype(str).str.strip(), datasets)
+    junk = sorted(set(records["finetuned_dataset"].astype(str)[names.isna()]))
+    records = records[
+        drops.drop(
+            names.isna(),
+            f"dataset label not in {TARGET_FEATURES_CSV} ({', '.join(junk[:8])})",
+        )
+    ]
+    names = names[names.notna()]
+    score = numeric_column(records, score_column, file)
+    records, names, score = _drop_missing_scores(records, names, score, score_column, drops)
+    runs = pd.DataFrame(
+        {
+            "model": records["model"].astype(str).str.strip(),
+            "dataset": names,
+            "score": score,
+            "cost": _cost_hours(records, file, drops),
+        }
+    )
+    if runs.empty:
+        raise ImportInputError(
+            f"{file}: no run left after filtering (peft={peft}, score={score_column}); "
+            f"dropped: {drops.as_dict()}"
+        )
+    return runs.reset_index(drop=True)
+
+
+def _peft_mask(file: Path, records: pd.DataFrame, peft: str, drops: DropCounter) -> pd.Series:
+    """Keep-mask for the chosen fine-tuning method; unknown labels are dropped and counted."""
+    if "peft_method" not in records.columns:
+        if peft != "full":
+            raise ImportInputError(
+                f"{file}: no peft_method column, so every run is full fine-tuning; use --peft full"
+            )
+        return pd.Series(True, index=records.index)
+    label = records["peft_method"].fillna("").astype(str).str.strip().str.lower()
+    unknown = ~label.isin(list(PEFT_LABELS.values()))
+    values = ", ".join(repr(v) for v in sorted(set(label[unknown])))
+    keep = drops.drop(unknown, f"unknown peft_method label ({values})")
+    other = keep & (label != PEFT_LABELS[peft])
+    drops.drop(other, f"runs of the other fine-tuning method (kept: {peft})")
+    return keep & ~other
+
+
+def _drop_missing_scores(
+    records: pd.DataFrame,
+    names: pd.Series,
+    score: pd.Series,
+    score_column: str,
+    drops: DropCounter,
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    keep = drops.drop(~np.isfinite(score), f"run without a finite {score_column}")
+    return records[keep], names[keep], score[keep]
+
+
+def _cost_hours(records: pd.DataFrame, file: Path, drops: DropCounter) -> pd.Series:
+    """train_runtime (seconds) as GPU hours; unknown or negative runtimes become NaN."""
+    if "train_runtime" not in records.columns:
+        return pd.Series(np.nan, index=records.index)
+    seconds = numeric_column(records, "train_runtime", file)
+    negative = seconds < 0
+    if negative.any():
+        drops.counts["negative train_runtime ignored (cost left unknown)"] += int(negative.sum())
+    return seconds.where(~negative) / SECONDS_PER_HOUR
+
+
+def alias_key(name: str) -> str:
+    """Names that differ only in case or in `/`, `_`, `-` separators share a key."""
+    return re.sub(r"[/_\-\s]+", "/", str(name).strip().lower())
+
+
+def _resolve(labels: pd.Series, names: list[str]) -> pd.Series:
+    """Map labels onto `names`: exact match, else a unique alias-key match, else NaN."""
+    exact = set(names)
+    by_key: dict[str, list[str]] = {}
+    for name in names:
+        by_key.setdefault(alias_key(name), []).append(name)
+
+    def one(label: str) -> str | float:
+        if label in exact:
+            return label
+        candidates = by_key.get(alias_key(label), [])
+        return candidates[0] if len(candidates) == 1 else np.nan
+
+    return labels.map(one)
+
+
+def _model_features(file: Path, models: list[str], drops: DropCounter) -> pd.DataFrame:
+    """One-hot categoricals and scaled numbers; models without metadata get indicators."""
+    config = read_table(file, ("model",))
+    config = config[config["model"].notna()].copy()
+    config["model"] = config["model"].astype(str).str.strip()
+    config = config[
+        drops.drop(config.duplicated("model"), f"{file.name}: repeated model row (first kept)")
+    ]
+    table = config.set_index("model").reindex(models)
+    missing = ~table.index.isin(config["model"])
+    blocks = [pd.DataFrame({"metadata_missing": missing.astype(float)}, index=table.index)]
+    for column, prefix in MODEL_CATEGORICAL.items():
+        if column in table.columns:
+            blocks.append(one_hot(table[column], prefix))
+    for column in _numeric_columns(config):
+        blocks.append(scaled_numbers(table[column], f"log_{column}", log_scale=True))
+    features = pd.concat(blocks, axis=1)
+    if not features["metadata_missing"].any():
+        features = features.drop(columns="metadata_missing")
+    return features
+
+
+def _numeric_columns(config: pd.DataFrame) -> list[str]:
+    """Numeric metadata columns, leaving out unnamed index columns and the categoricals."""
+    return [
+        c
+        for c in config.columns
+        if pd.api.types.is_numeric_dtype(config[c])
+        and not str(c).startswith("Unnamed")
+        and c not in MODEL_CATEGORICAL
+        and config[c].notna().any()
+    ]
+
+
+def _dataset_features(targets: pd.DataFrame) -> pd.DataFrame:
+    """log size and number of classes, standardised over the KB's datasets."""
+    return pd.concat(
+        [
+            scaled_numbers(targets["size"], "log_size", log_scale=True),
+            scaled_numbers(targets["number_of_classes"], "number_of_classes", log_scale=False),
+        ],
+        axis=1,
+    )
+
+
+def _similarity_file(src: Path, chosen: str | None) -> Path | None:
+    """The similarity matrix to use: the named one, the only one, or none."""
+    if chosen:
+        path = src / chosen
+        if not path.is_file():
+            raise ImportInputError(f"{path}: similarity file not found")
+        return path
+    found = sorted(src.glob(SIMILARITY_GLOB))
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise ImportInputError(f"{src}: several similarity files ({names}); pick one")
+    return found[0] if found else None
+
+
+def _distances(file: Path, datasets: list[str], drops: DropCounter) -> pd.DataFrame:
+    """Distances between KB datasets from the square matrix (directions averaged)."""
+    try:
+        matrix = pd.read_csv(file, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ImportInputError(f"{file}: cannot read as CSV ({exc})") from exc
+    matrix.index = matrix.index.astype(str).str.strip()
+    matrix.columns = matrix.columns.astype(str).str.strip()
+    if sorted(matrix.index) != sorted(matrix.columns):
+        raise ImportInputError(f"{file}: not a square matrix (row and column labels differ)")
+    for column in matrix.columns:
+        matrix[column] = numeric_column(matrix.reset_index(drop=True), column, file).to_numpy()
+    if (matrix.to_numpy() < 0).any():
+        raise ImportInputError(f"{file}: negative distance in the matrix")
+    label_of = _label_per_dataset(list(matrix.index), datasets)
+    rows = []
+    for i, a in enumerate(datasets):
+        for b in datasets[i + 1 :]:
+            if a not in label_of or b not in label_of:
+                continue
+            both = [matrix.loc[label_of[a], label_of[b]], matrix.loc[label_of[b], label_of[a]]]
+            finite = [v for v in both if np.isfinite(v)]
+            if finite:
+                rows.append((a, b, float(np.mean(finite))))
+            else:
+                drops.counts[f"{file.name}: dataset pair without a value"] += 1
+    return pd.DataFrame(rows, columns=list(DISTANCE_COLUMNS))
+
+
+def _label_per_dataset(labels: list[str], datasets: list[str]) -> dict[str, str]:
+    """For each dataset, the matrix label used: exact name first, else first alias in file order."""
+    resolved = _resolve(pd.Series(labels), datasets)
+    chosen: dict[str, str] = {}
+    for label, dataset in zip(labels, resolved, strict=True):
+        if isinstance(dataset, str) and (dataset not in chosen or label == dataset):
+            if dataset in chosen and chosen[dataset] != label:
+                log.info("similarity label %r preferred over alias %r", label, chosen[dataset])
+            chosen[dataset] = label
+    return chosen
+
+
+def _no_distances() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(DISTANCE_COLUMNS))
+
+
+def _slug_edges(edges: pd.DataFrame, models: dict, datasets: dict) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "model": edges["model"].map(models),
+            "dataset": edges["dataset"].map(datasets),
+            "score": edges["score"],
+            "score_before": np.nan,
+            "cost": edges["cost"],
+        }
+    )
+    return out.sort_values(["dataset", "model"]).reset_index(drop=True)
+
+
+def _slug_index(features: pd.DataFrame, slugs: dict, name: str) -> pd.DataFrame:
+    out = features.rename(index=slugs)
+    out.index.name = name
+    return out.sort_index()
+
+
+def _slug_distances(distances: pd.DataFrame, datasets: dict) -> pd.DataFrame:
+    out = distances.copy()
+    out["dataset_a"] = out["dataset_a"].map(datasets)
+    out["dataset_b"] = out["dataset_b"].map(datasets)
+    return out.reset_index(drop=True)
+
+
+def _description(src: Path, peft: str, score_column: str, sim_file: Path | None) -> str:
+    distances = (
+        f"dataset distances from {sim_file.name}"
+        if sim_file
+        else "no dataset distances (no corr_domain_similarity_*.csv in the folder)"
+    )
+    return (
+        f"Imported from the TransferGraph experiment folder {src.name} (classification "
+        f"fine-tuning records, not text-to-image): {peft} fine-tuning runs, score = "
+        f"{score_column} (higher is better), repeated runs averaged, cost = train_runtime "
+        f"in GPU hours, {distances}; model features from {MODEL_CONFIG_CSV}, dataset "
+        f"features from {TARGET_FEATURES_CSV}. Original names in ids.csv."
+    )
