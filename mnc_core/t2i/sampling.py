@@ -1,0 +1,170 @@
+"""Generate validation-caption images with and without the LoRA, and score them.
+
+The model-dataset edge of the matching graph is the CLIP-FID between images the
+fine-tuned pipeline generates for the dataset's validation captions and the
+real validation images (variant "lora"); the same with no LoRA (variant "base")
+is the "before fine-tuning" score used by the Initial baseline.
+
+Each image `i` is drawn with its own generator seeded by (seed + i), so a batch
+size change or an interrupted run that is restarted gives the same images; PNGs
+are written under a temporary name and renamed, and existing ones are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+from tqdm.auto import tqdm
+
+from mnc_core.paths import DataLayout
+from mnc_core.t2i.clip_embed import ClipEmbedder
+from mnc_core.t2i.datasets import METADATA_FILE, ImageCaptionDataset
+from mnc_core.t2i.lora_families import (
+    FAMILY_SPECS,
+    LORA_WEIGHTS_FILE,
+    FamilySpec,
+    add_lora,
+    family_of,
+    load_lora_into,
+    lora_config,
+)
+from mnc_core.t2i.lora_training import LORA_META_FILE
+from mnc_core.t2i.pipelines import load_pipeline
+from mnc_core.t2i.quality import clip_fid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How validation images are generated."""
+
+    num_inference_steps: int = 30
+    guidance_scale: float | None = None  # None: the pipeline's default
+    batch_size: int = 8
+    resolution: int = 512
+    seed: int = 0
+    max_images: int | None = None  # None: one image per validation caption
+
+
+def load_lora_pipeline(
+    pipeline_dir: Path,
+    lora_dir: Path | None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> DiffusionPipeline:
+    """The base pipeline, with the LoRA in `lora_dir` loaded when given."""
+    pipe = load_pipeline(pipeline_dir, device=device, dtype=dtype)
+    if lora_dir is None:
+        return pipe
+    lora_dir = Path(lora_dir)
+    weights = lora_dir / LORA_WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"LoRA weights {weights} are missing")
+    spec = family_of(pipe)
+    if spec.lora_save_kwarg is not None:
+        pipe.load_lora_weights(str(lora_dir), weight_name=LORA_WEIGHTS_FILE)
+    else:
+        _inject_saved_lora(spec, getattr(pipe, spec.denoiser_attr), lora_dir)
+    return pipe
+
+
+def _inject_saved_lora(spec: FamilySpec, denoiser: torch.nn.Module, lora_dir: Path) -> None:
+    """PixArt has no LoRA loader: inject with peft from the saved rank/alpha/targets."""
+    meta_path = lora_dir / LORA_META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} is missing (needed to rebuild the LoRA config)")
+    meta = json.loads(meta_path.read_text())
+    saved_spec = FAMILY_SPECS.get(meta.get("family", ""), spec)
+    config = lora_config(saved_spec, int(meta["rank"]), float(meta["alpha"]))
+    add_lora(spec, denoiser, config)
+    load_lora_into(spec, denoiser, lora_dir / LORA_WEIGHTS_FILE)
+    denoiser.to(dtype=next(denoiser.parameters()).dtype)
+
+
+def _call_kwargs(spec: FamilySpec, config: SamplingConfig) -> dict:
+    kwargs = {
+        "height": config.resolution,
+        "width": config.resolution,
+        "num_inference_steps": config.num_inference_steps,
+    }
+    if config.guidance_scale is not None:
+        kwargs["guidance_scale"] = config.guidance_scale
+    if spec.name in ("pixart", "sana"):
+        kwargs["use_resolution_binning"] = False  # square sizes only; tiny sizes have no bins
+        kwargs["clean_caption"] = False  # needs bs4/ftfy, and captions are already clean
+    return kwargs
+
+
+def generate_images(
+    pipe: DiffusionPipeline, captions: list[str], out_dir: Path, config: SamplingConfig
+) -> list[Path]:
+    """One PNG per caption in `out_dir` (`00000.png`, ...), plus metadata.jsonl."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = family_of(pipe)
+    kwargs = _call_kwargs(spec, config)
+    paths = [out_dir / f"{i:05d}.png" for i in range(len(captions))]
+    todo = [i for i, p in enumerate(paths) if not p.is_file()]
+    batches = [todo[s : s + config.batch_size] for s in range(0, len(todo), config.batch_size)]
+    for batch in tqdm(batches, desc=f"sample {spec.name}", unit="batch", disable=not batches):
+        generators = [torch.Generator().manual_seed(config.seed + i) for i in batch]
+        images = pipe([captions[i] for i in batch], generator=generators, **kwargs).images
+        for i, image in zip(batch, images, strict=True):
+            tmp = paths[i].with_name(f".{paths[i].name}.tmp")
+            image.save(tmp, format="PNG")
+            os.replace(tmp, paths[i])
+    rows = [
+        json.dumps({"file_name": p.name, "text": c})
+        for p, c in zip(paths, captions, strict=True)
+    ]
+    (out_dir / METADATA_FILE).write_text("\n".join(rows) + "\n")
+    return paths
+
+
+def sample_validation(
+    layout: DataLayout,
+    model: str,
+    dataset_id: str,
+    dataset: ImageCaptionDataset,
+    variant: str,
+    config: SamplingConfig | None = None,
+    lora_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> list[Path]:
+    """Generate the validation captions' images into `layout.samples_dir(...)`.
+
+    variant "lora" needs `lora_dir`; variant "base" uses the pipeline as is.
+    """
+    config = config or SamplingConfig()
+    if variant == "lora" and lora_dir is None:
+        raise ValueError("variant 'lora' needs lora_dir")
+    if variant == "base" and lora_dir is not None:
+        raise ValueError("variant 'base' is the pipeline without LoRA; do not pass lora_dir")
+    out_dir = layout.samples_dir(model, dataset_id, variant)
+    captions = [pair.caption for pair in dataset.val]
+    if config.max_images is not None:
+        captions = captions[: config.max_images]
+    if not captions:
+        raise ValueError(f"dataset {dataset.root} has no validation captions to sample")
+    pipe = load_lora_pipeline(layout.model_dir(model), lora_dir, device=device, dtype=dtype)
+    log.info("sampling %d %s images of %s on %s", len(captions), variant, model, dataset_id)
+    return generate_images(pipe, captions, out_dir, config)
+
+
+def score_samples(
+    embedder: ClipEmbedder, samples: list[Path], references: list[Path], batch_size: int = 64
+) -> float:
+    """CLIP-FID between generated images and the real reference images."""
+    if not samples or not references:
+        raise ValueError("score_samples needs at least one sample and one reference image")
+    feats_samples = embedder.embed_images(samples, batch_size=batch_size)
+    feats_refs = embedder.embed_images(references, batch_size=batch_size)
+    return clip_fid(feats_samples, feats_refs)
