@@ -82,6 +82,10 @@ def import_transfergraph(
     score: Annotated[
         ScoreColumn, typer.Option(help="records.csv column used as the score.")
     ] = ScoreColumn.eval_accuracy,
+    similarity: Annotated[
+        str | None,
+        typer.Option(help="Similarity file name in SRC_DIR (default: the only one present)."),
+    ] = None,
 ) -> None:
     """Import TransferGraph fine-tuning records (accuracy, higher is better)."""
 
@@ -89,7 +93,9 @@ def import_transfergraph(
         from mnc_core.kb.importers.transfergraph import import_transfergraph as run_import
         from mnc_core.kb.store import write_kb
 
-        result = run_import(src_dir, peft=peft.value, score_column=score.value)
+        result = run_import(
+            src_dir, peft=peft.value, score_column=score.value, similarity_file=similarity
+        )
         write_kb(result.kb, out)
         _print_summary(result.kb, out, result.dropped)
 

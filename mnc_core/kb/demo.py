@@ -272,9 +272,7 @@ def _costs(rng: np.random.Generator, sizes: np.ndarray, n_datasets: int) -> np.n
     return np.clip(per_dataset[:, None] * per_model[None, :], 2.0, 8.0)
 
 
-def synthetic_model_features(
-    models: list[str], sizes: np.ndarray, arch: list[str]
-) -> pd.DataFrame:
+def synthetic_model_features(models: list[str], sizes: np.ndarray, arch: list[str]) -> pd.DataFrame:
     """A small standardised numeric table: log params, log TFLOPs, resolution, text
     encoders, one-hot architecture (generated models get default non-size facts)."""
     facts = [ZOO_FACTS.get(m, DEFAULT_FACTS) for m in models]

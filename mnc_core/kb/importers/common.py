@@ -57,12 +57,17 @@ class DropCounter:
         return dict(self.counts)
 
 
-def read_table(file: Path, required: Iterable[str]) -> pd.DataFrame:
+# Only an empty cell means "missing": names such as "none" or "NA" stay text, and a
+# number column holding "n/a" is reported instead of silently becoming NaN.
+CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
+
+
+def read_table(file: Path, required: Iterable[str], **options: object) -> pd.DataFrame:
     """Read an input CSV; a missing file or column raises naming the file."""
     if not file.is_file():
         raise ImportInputError(f"{file}: file not found")
     try:
-        table = pd.read_csv(file)
+        table = pd.read_csv(file, **CSV_MISSING, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ImportInputError(f"{file}: cannot read as CSV ({exc})") from exc
     absent = [c for c in required if c not in table.columns]

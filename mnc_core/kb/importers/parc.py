@@ -68,9 +68,7 @@ def import_parc(csv_file: str | Path) -> ImportResult:
         metric=METRIC,
         higher_is_better=True,
         model_features=_model_features(arch, source, models),
-        dataset_features=pd.DataFrame(
-            index=pd.Index(sorted(datasets.values()), name="dataset")
-        ),
+        dataset_features=pd.DataFrame(index=pd.Index(sorted(datasets.values()), name="dataset")),
         dataset_distances=pd.DataFrame(columns=list(DISTANCE_COLUMNS)),
         description=(
             f"Imported from the PARC oracle table {file.name} (image classification "

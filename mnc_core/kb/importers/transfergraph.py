@@ -284,10 +284,7 @@ def _similarity_file(src: Path, chosen: str | None) -> Path | None:
 
 def _distances(file: Path, datasets: list[str], drops: DropCounter) -> pd.DataFrame:
     """Distances between KB datasets from the square matrix (directions averaged)."""
-    try:
-        matrix = pd.read_csv(file, index_col=0)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ImportInputError(f"{file}: cannot read as CSV ({exc})") from exc
+    matrix = read_table(file, (), index_col=0)
     matrix.index = matrix.index.astype(str).str.strip()
     matrix.columns = matrix.columns.astype(str).str.strip()
     if sorted(matrix.index) != sorted(matrix.columns):
