@@ -19,6 +19,7 @@ failed write never leaves a half-written KB and never loses the previous one.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -136,16 +137,23 @@ def _read_csv(file: Path, required: tuple[str, ...]) -> pd.DataFrame:
         ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise KnowledgeBaseError(f"{file}: cannot parse as CSV ({exc})") from exc
-    table.columns = [str(c).strip() for c in table.columns]
-    duplicated = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
+    header = _header(file)
+    duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise KnowledgeBaseError(f"{file}: duplicate column(s) {', '.join(duplicated)}")
+    table.columns = header
     absent = [c for c in required if c not in table.columns]
     if absent:
         raise KnowledgeBaseError(
             f"{file}: missing column(s) {', '.join(absent)} (found: {', '.join(table.columns)})"
         )
     return table
+
+
+def _header(file: Path) -> list[str]:
+    """The raw header names (pandas would silently rename a repeated column to `x.1`)."""
+    with file.open(newline="", encoding="utf-8-sig") as handle:
+        return [name.strip() for name in next(csv.reader(handle), [])]
 
 
 def _where(file: Path, row: int) -> str:

@@ -224,6 +224,11 @@ def test_transfergraph_score_column_choice(tg_dir: Path) -> None:
             lambda t: t.iloc[:-1],
             r"corr_domain_similarity_test_gpt\.csv: not a square matrix",
         ),
+        (
+            "corr_domain_similarity_test_gpt.csv",
+            lambda t: t.replace(15.0, -15.0),
+            r"similarity_test_gpt\.csv row 2: negative distance -15\.0 \('tweet_eval/irony' vs",
+        ),
     ],
 )
 def test_transfergraph_bad_input_names_the_file(

@@ -217,6 +217,16 @@ def test_missing_file_is_named(kb_dir: Path, name: str) -> None:
         read_kb(kb_dir)
 
 
+def test_repeated_column_is_rejected(kb_dir: Path) -> None:
+    text = (kb_dir / store.MODEL_FEATURES_CSV).read_text().splitlines()
+    text[0] = "model,log_params,log_params"
+    (kb_dir / store.MODEL_FEATURES_CSV).write_text("\n".join(text) + "\n")
+    with pytest.raises(
+        KnowledgeBaseError, match=r"model_features\.csv: duplicate column\(s\) log_p"
+    ):
+        read_kb(kb_dir)
+
+
 def test_empty_csv_file_is_named(kb_dir: Path) -> None:
     (kb_dir / store.DISTANCES_CSV).write_text("")
     with pytest.raises(KnowledgeBaseError, match=r"dataset_distances\.csv: empty file"):

@@ -291,8 +291,13 @@ def _distances(file: Path, datasets: list[str], drops: DropCounter) -> pd.DataFr
         raise ImportInputError(f"{file}: not a square matrix (row and column labels differ)")
     for column in matrix.columns:
         matrix[column] = numeric_column(matrix.reset_index(drop=True), column, file).to_numpy()
-    if (matrix.to_numpy() < 0).any():
-        raise ImportInputError(f"{file}: negative distance in the matrix")
+    negative = np.argwhere(matrix.to_numpy() < 0)
+    if len(negative):
+        row, col = negative[0]
+        raise ImportInputError(
+            f"{file} row {row + 1}: negative distance {matrix.iat[row, col]} "
+            f"({matrix.index[row]!r} vs {matrix.columns[col]!r})"
+        )
     label_of = _label_per_dataset(list(matrix.index), datasets)
     rows = []
     for i, a in enumerate(datasets):
