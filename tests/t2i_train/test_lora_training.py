@@ -1,0 +1,153 @@
+"""LoRA fine-tuning of every tiny family: train, checkpoint, resume exactly, reuse the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mnc_core.t2i.lora_families import LORA_WEIGHTS_FILE
+from mnc_core.t2i.lora_training import (
+    FINAL_DIR,
+    LoraTrainConfig,
+    batch_indices,
+    train_lora,
+)
+from mnc_core.t2i.training_cache import CACHE_FINGERPRINT_FILE
+
+FAST_FAMILIES = ("sd15", "flux")
+SLOW_FAMILIES = ("sdxl", "sd3", "sana", "pixart", "sd2-v")
+ALL_FAMILIES = [pytest.param(f) for f in FAST_FAMILIES] + [
+    pytest.param(f, marks=pytest.mark.slow) for f in SLOW_FAMILIES
+]
+
+
+def tiny_config(**overrides) -> LoraTrainConfig:
+    base = dict(
+        max_steps=4, batch_size=2, learning_rate=1e-3, rank=4, resolution=32,
+        checkpoint_every=2, max_sequence_length=16, seed=3,
+    )  # fmt: skip
+    base.update(overrides)
+    return LoraTrainConfig(**base)
+
+
+class Interrupted(Exception):
+    """Raised from the progress callback to simulate a killed run."""
+
+
+def interrupt_at(step_to_fail: int):
+    def callback(step: int, loss: float) -> None:
+        if step == step_to_fail:
+            raise Interrupted(step)
+
+    return callback
+
+
+def final_weights(out_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out_dir / FINAL_DIR / LORA_WEIGHTS_FILE))
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_train_interrupt_resume_gives_identical_lora(
+    family, tiny_pipeline_dir, tiny_dataset, tmp_path
+):
+    pipeline = tiny_pipeline_dir(family)
+    config = tiny_config()
+    cache = tmp_path / "cache"
+
+    straight = train_lora(pipeline, tiny_dataset, tmp_path / "a", config, cache_dir=cache)
+    assert straight.steps == 4 and len(straight.losses) == 4
+    assert all(torch.isfinite(torch.tensor(straight.losses)))
+    weights_a = final_weights(tmp_path / "a")
+    lora_b = [v for k, v in weights_a.items() if "lora_B" in k or "lora.up" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b), "training did not move LoRA B"
+
+    with pytest.raises(Interrupted):
+        train_lora(pipeline, tiny_dataset, tmp_path / "b", config, progress=interrupt_at(3),
+                   cache_dir=cache)  # fmt: skip
+    assert (tmp_path / "b" / "checkpoint-000002").is_dir()
+    assert not (tmp_path / "b" / FINAL_DIR).exists()
+    resumed = train_lora(pipeline, tiny_dataset, tmp_path / "b", config, cache_dir=cache)
+    assert resumed.resumed_from == 2
+    assert resumed.losses == straight.losses
+
+    weights_b = final_weights(tmp_path / "b")
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+
+
+def test_cache_is_built_once_and_rebuilt_when_the_data_changes(
+    tiny_pipeline_dir, tiny_dataset, tmp_path, monkeypatch
+):
+    from mnc_core.t2i import training_cache
+
+    calls = []
+    original = training_cache._encode_shard
+    monkeypatch.setattr(
+        training_cache, "_encode_shard", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    pipeline = tiny_pipeline_dir("sd15")
+    config = tiny_config(max_steps=1)
+    train_lora(pipeline, tiny_dataset, tmp_path / "a", config, cache_dir=tmp_path / "c")
+    assert len(calls) == 1
+    train_lora(pipeline, tiny_dataset, tmp_path / "b", config, cache_dir=tmp_path / "c")
+    assert len(calls) == 1, "unchanged cache was re-encoded"
+    train_lora(pipeline, tiny_dataset, tmp_path / "r64", tiny_config(max_steps=1, resolution=64),
+               cache_dir=tmp_path / "c")  # fmt: skip
+    assert len(calls) == 2, "a different resolution must re-encode"
+    meta = json.loads((tmp_path / "c" / CACHE_FINGERPRINT_FILE).read_text())
+    assert meta["n_items"] == len(tiny_dataset.train)
+
+
+def test_partial_checkpoint_folder_is_ignored_on_resume(tiny_pipeline_dir, tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    partial = out / ".checkpoint-000002.tmp-999"
+    partial.mkdir(parents=True)
+    (partial / "train_state.json").write_text("{broken")
+    result = train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, out, tiny_config(max_steps=2),
+                        cache_dir=tmp_path / "c")  # fmt: skip
+    assert result.resumed_from == 0 and result.steps == 2
+
+
+def test_finished_run_is_not_retrained_or_overwritten(tiny_pipeline_dir, tiny_dataset, tmp_path):
+    pipeline = tiny_pipeline_dir("sd15")
+    out = tmp_path / "run"
+    first = train_lora(pipeline, tiny_dataset, out, tiny_config(max_steps=2),
+                       cache_dir=tmp_path / "c")  # fmt: skip
+    weights_file = out / FINAL_DIR / LORA_WEIGHTS_FILE
+    stamp = weights_file.stat().st_mtime_ns
+    again = train_lora(pipeline, tiny_dataset, out, tiny_config(max_steps=2),
+                       cache_dir=tmp_path / "c")  # fmt: skip
+    assert again.losses == first.losses
+    assert weights_file.stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="different config"):
+        train_lora(pipeline, tiny_dataset, out, tiny_config(max_steps=2, learning_rate=5e-4),
+                   cache_dir=tmp_path / "c")  # fmt: skip
+    assert weights_file.stat().st_mtime_ns == stamp
+
+
+def test_batch_order_is_a_function_of_seed_and_step():
+    n, bs = 7, 3
+    steps = [batch_indices(5, s, bs, n) for s in range(1, 8)]
+    flat = [i for batch in steps for i in batch]
+    # every epoch (n consecutive draws) visits each row exactly once
+    assert sorted(flat[:n]) == list(range(n))
+    assert sorted(flat[n : 2 * n]) == list(range(n))
+    assert batch_indices(5, 4, bs, n) == steps[3]
+    assert flat[:n] != [i for s in range(1, 4) for i in batch_indices(6, s, bs, n)][:n]
+
+
+@pytest.mark.parametrize("field", ["max_steps", "batch_size", "rank", "resolution"])
+def test_config_rejects_non_positive_sizes(field):
+    with pytest.raises(ValueError, match=field):
+        LoraTrainConfig(**{field: 0})
+
+
+def test_paper_defaults():
+    config = LoraTrainConfig()
+    assert (config.max_steps, config.batch_size, config.learning_rate) == (10_000, 8, 1e-5)
+    assert config.resolution == 512
