@@ -1,0 +1,187 @@
+"""Ranker inputs and targets per (model, dataset) pair (paper section 4.4).
+
+One row per pair: `[model group | dataset group | graph group]`, each group
+switchable (paper Table 4: features only, graph only, both):
+
+- model group: the KB's model features plus the model's *training* record, its mean
+  normalised rank over the fold's training datasets (what the model has done on
+  the other datasets; never the target's edges);
+- dataset group: the KB's dataset features;
+- graph group: the edge representation, Hadamard product of the model's and the
+  dataset's Node2Vec+ vectors (element-wise: one column per embedding dimension,
+  symmetric, and zero when the dataset is isolated), plus the neighbour rank: the
+  model's normalised rank averaged over the target's `NEIGHBOURS` nearest training
+  datasets (dataset-dataset edges of the graph), weighted by their similarity.
+
+Targets: the model's rank on the dataset, normalised to [0, 1] (0 = best) among the
+models known on that dataset, and bucketed into `n_classes` rank classes
+`round(norm_rank * (n_classes - 1))`; `n_classes = min(most models on one dataset,
+MAX_RANK_CLASSES)`. With 10 models known everywhere, class k is exactly rank k + 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.engine.graph import distance_similarity, node_name
+from mnc_core.engine.metrics import mean_normalised_rank, normalised_ranks
+
+MAX_RANK_CLASSES = 10
+NEIGHBOURS = 5
+UNKNOWN_RANK = 0.5
+
+
+@dataclass(frozen=True)
+class InputGroups:
+    """Which input groups the ranker sees."""
+
+    model: bool = True
+    dataset: bool = True
+    graph: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.model or self.dataset or self.graph):
+            raise ValueError("at least one input group must be on")
+
+
+BOTH = InputGroups()
+FEATURES_ONLY = InputGroups(graph=False)
+GRAPH_ONLY = InputGroups(model=False, dataset=False)
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    """What one fold knows: training edges, distances, node vectors (None = no graph)."""
+
+    models: list[str]
+    model_features: pd.DataFrame
+    dataset_features: pd.DataFrame
+    train_scores: pd.DataFrame  # training dataset x model, NaN = unknown
+    distances: pd.DataFrame  # all dataset-dataset distances (known for new datasets too)
+    higher_is_better: bool
+    node_vectors: pd.DataFrame | None
+
+    def train_ranks(self) -> pd.DataFrame:
+        """Normalised ranks (0 = best) on the training datasets."""
+        return normalised_ranks(self.train_scores, self.higher_is_better)
+
+    def overall_rank(self) -> pd.Series:
+        """Each model's mean normalised rank on the training datasets (0.5 if never seen)."""
+        ranks = mean_normalised_rank(self.train_scores, self.higher_is_better)
+        return ranks.reindex(self.models).fillna(UNKNOWN_RANK)
+
+
+def neighbour_rank(context: FoldContext, dataset: str) -> pd.Series:
+    """Similarity-weighted mean rank of each model on the target's nearest training datasets."""
+    ranks = context.train_ranks()
+    near = _nearest_training(context, dataset)
+    if near.empty:
+        return context.overall_rank()
+    table = ranks.loc[near.index, context.models]
+    weights = table.notna().mul(near, axis=0)
+    total = weights.sum(axis=0)
+    mean = table.fillna(0.0).mul(near, axis=0).sum(axis=0) / total.where(total > 0, np.nan)
+    return mean.fillna(context.overall_rank())
+
+
+def _nearest_training(context: FoldContext, dataset: str) -> pd.Series:
+    """Similarity (exp map of the distance) of the target's nearest training datasets."""
+    d = context.distances
+    mine = d[(d["dataset_a"] == dataset) | (d["dataset_b"] == dataset)]
+    other = mine["dataset_a"].where(mine["dataset_b"] == dataset, mine["dataset_b"])
+    similarity = pd.Series(
+        distance_similarity(d["distance"]).loc[mine.index].to_numpy(), index=other.to_numpy()
+    )
+    similarity = similarity[similarity.index.isin(context.train_scores.index)]
+    similarity = similarity[similarity.index != dataset]
+    return similarity.sort_values(ascending=False).iloc[:NEIGHBOURS]
+
+
+def pair_inputs(context: FoldContext, dataset: str, groups: InputGroups) -> pd.DataFrame:
+    """Input rows (index = model) of every model of the zoo paired with `dataset`."""
+    parts: list[pd.DataFrame] = []
+    models = context.models
+    if groups.model:
+        features = context.model_features.loc[models].add_prefix("model:")
+        features["model:overall_rank"] = context.overall_rank().loc[models].to_numpy()
+        parts.append(features)
+    if groups.dataset:
+        row = context.dataset_features.loc[[dataset]].add_prefix("dataset:")
+        parts.append(pd.DataFrame(np.repeat(row.to_numpy(), len(models), axis=0),
+                                  index=models, columns=row.columns))
+    if groups.graph:
+        parts.append(_graph_inputs(context, dataset))
+    table = pd.concat([p.set_axis(models, axis=0) for p in parts], axis=1)
+    return table.astype(float)
+
+
+def _graph_inputs(context: FoldContext, dataset: str) -> pd.DataFrame:
+    """Hadamard edge representation and neighbour rank of each model with `dataset`."""
+    models = context.models
+    columns: dict[str, np.ndarray] = {}
+    if context.node_vectors is not None:
+        vectors = context.node_vectors
+        model_vectors = vectors.loc[[node_name("model", m) for m in models]].to_numpy()
+        dataset_vector = vectors.loc[node_name("dataset", dataset)].to_numpy()
+        product = model_vectors * dataset_vector[None, :]
+        for k, name in enumerate(vectors.columns):
+            columns[f"edge:{name}"] = product[:, k]
+    columns["graph:neighbour_rank"] = neighbour_rank(context, dataset).loc[models].to_numpy()
+    return pd.DataFrame(columns, index=models)
+
+
+def rank_classes(norm_ranks: pd.Series, n_classes: int) -> pd.Series:
+    """Bucket normalised ranks (0 = best) into `n_classes` integer classes (0 = best)."""
+    return (norm_ranks * (n_classes - 1)).round().astype(int)
+
+
+def class_count(train_scores: pd.DataFrame) -> int:
+    """Number of rank classes: the most models known on one dataset, capped."""
+    most = int(train_scores.notna().sum(axis=1).max()) if len(train_scores) else 2
+    return max(2, min(most, MAX_RANK_CLASSES))
+
+
+def training_set(
+    context: FoldContext, groups: InputGroups, n_classes: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Inputs (rows grouped by dataset, contiguous) and targets of every known training pair.
+
+    Targets columns: `dataset` (the group), `norm_rank` (0 = best), `rank_class`.
+    Each training dataset is paired with its models as if it were the target, so its
+    neighbour rank excludes itself, like at prediction time.
+    """
+    ranks = context.train_ranks()
+    inputs, targets = [], []
+    for dataset in context.train_scores.index:
+        known = ranks.loc[dataset].dropna()
+        if known.empty:
+            continue
+        rows = pair_inputs(_without(context, dataset), dataset, groups).loc[known.index]
+        inputs.append(rows)
+        targets.append(
+            pd.DataFrame(
+                {
+                    "dataset": dataset,
+                    "norm_rank": known.to_numpy(),
+                    "rank_class": rank_classes(known, n_classes).to_numpy(),
+                },
+                index=known.index,
+            )
+        )
+    return pd.concat(inputs), pd.concat(targets)
+
+
+def _without(context: FoldContext, dataset: str) -> FoldContext:
+    """The context seen from a training dataset: its own row does not feed its record."""
+    return FoldContext(
+        models=context.models,
+        model_features=context.model_features,
+        dataset_features=context.dataset_features,
+        train_scores=context.train_scores.drop(index=dataset),
+        distances=context.distances,
+        higher_is_better=context.higher_is_better,
+        node_vectors=context.node_vectors,
+    )

@@ -1,0 +1,152 @@
+"""Predicting model ranks for datasets treated as new (paper section 4.5).
+
+A *fold* is one prediction problem: a target dataset and the model-dataset edges
+known in that world. The target's own model edges are dropped before anything is
+built: its graph holds only its dataset-dataset edges, and the ranker trains on the
+other datasets. Many folds are embedded in one Node2Vec+ run (see `embedding`), then
+one ranker per fold and input variant is fitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from mnc_core.engine.embedding import Node2VecSettings, embed_graphs
+from mnc_core.engine.graph import build_matching_graph
+from mnc_core.engine.inputs import (
+    BOTH,
+    FoldContext,
+    InputGroups,
+    class_count,
+    pair_inputs,
+    training_set,
+)
+from mnc_core.engine.rankers import (
+    DEFAULT_RANKER,
+    CatBoostSettings,
+    RankPrediction,
+    make_ranker,
+)
+from mnc_core.kb.schema import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything that shapes a prediction, fixed once for all datasets."""
+
+    ranker: str = DEFAULT_RANKER
+    node2vec: Node2VecSettings = field(default_factory=Node2VecSettings)
+    catboost: CatBoostSettings = field(default_factory=CatBoostSettings)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Predict `target` from `known_edges` minus the target's own rows."""
+
+    key: str
+    target: str
+    known_edges: pd.DataFrame
+
+    def training_edges(self) -> pd.DataFrame:
+        return self.known_edges[self.known_edges["dataset"] != self.target]
+
+    def target_edges(self) -> pd.DataFrame:
+        return self.known_edges[self.known_edges["dataset"] == self.target]
+
+
+def fold_graph(kb: KnowledgeBase, fold: Fold):
+    """The fold's matching graph: training model edges and every dataset-dataset edge."""
+    return build_matching_graph(
+        kb.models, kb.datasets, fold.training_edges(), kb.dataset_distances, kb.higher_is_better
+    )
+
+
+def fold_context(kb: KnowledgeBase, fold: Fold, vectors: pd.DataFrame | None) -> FoldContext:
+    """What the fold's ranker may see."""
+    train = fold.training_edges()
+    scores = train.pivot(index="dataset", columns="model", values="score")
+    scores = scores.reindex(columns=kb.models)
+    scores = scores.loc[[d for d in kb.datasets if d in scores.index]]
+    return FoldContext(
+        models=kb.models,
+        model_features=kb.model_features,
+        dataset_features=kb.dataset_features,
+        train_scores=scores,
+        distances=kb.dataset_distances,
+        higher_is_better=kb.higher_is_better,
+        node_vectors=vectors,
+    )
+
+
+def predict_folds(
+    kb: KnowledgeBase,
+    folds: Sequence[Fold],
+    settings: EngineSettings | None = None,
+    seed: int = 0,
+    variants: Mapping[str, InputGroups] | None = None,
+) -> dict[str, dict[str, RankPrediction]]:
+    """Predictions `{variant: {fold key: RankPrediction}}` for every fold and input variant."""
+    settings = settings or EngineSettings()
+    variants = dict(variants or {"mnc": BOTH})
+    vectors: dict[str, pd.DataFrame] = {}
+    started = time.perf_counter()
+    if any(groups.graph for groups in variants.values()):
+        graphs = {fold.key: fold_graph(kb, fold) for fold in folds}
+        vectors = embed_graphs(graphs, settings.node2vec, seed)
+    out: dict[str, dict[str, RankPrediction]] = {name: {} for name in variants}
+    for done, fold in enumerate(folds, start=1):
+        context = fold_context(kb, fold, vectors.get(fold.key))
+        for name, groups in variants.items():
+            out[name][fold.key] = fit_and_predict(context, fold.target, groups, settings, seed)
+        if done % 8 == 0 or done == len(folds):
+            log.info(
+                "ranker fits: %d/%d folds done (%.1f s)",
+                done,
+                len(folds),
+                time.perf_counter() - started,
+            )
+    return out
+
+
+def fit_and_predict(
+    context: FoldContext,
+    target: str,
+    groups: InputGroups,
+    settings: EngineSettings,
+    seed: int,
+) -> RankPrediction:
+    """Fit the chosen ranker on the fold's training pairs and rank every model for `target`."""
+    n_classes = class_count(context.train_scores)
+    inputs, targets = training_set(context, groups, n_classes)
+    ranker = make_ranker(settings.ranker, settings.catboost, seed)
+    ranker.fit(inputs, targets, n_classes)
+    return ranker.predict(pair_inputs(context, target, groups)[inputs.columns])
+
+
+def rank_new_dataset(
+    kb: KnowledgeBase,
+    dataset: str,
+    settings: EngineSettings | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every model's predicted rank for `dataset`, treated as new.
+
+    Its known model edges (if any) are not used; they come back in the `known_score`
+    column for comparison. Columns: rank, goodness, confidence, known_score; sorted
+    best first.
+    """
+    if dataset not in kb.datasets:
+        raise KeyError(f"dataset {dataset!r} is not in the knowledge base")
+    fold = Fold(key="rank", target=dataset, known_edges=kb.edges)
+    prediction = predict_folds(kb, [fold], settings, seed)["mnc"]["rank"]
+    known = fold.target_edges().set_index("model")["score"]
+    table = prediction.table.copy()
+    table["known_score"] = known.reindex(table.index)
+    return table.sort_values("rank")

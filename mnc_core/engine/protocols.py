@@ -1,0 +1,211 @@
+"""Evaluation protocols (paper sections 5.2-5.4): leave-one-dataset-out and sparsity.
+
+Leave-one-out: each target dataset in turn is treated as new; its model edges are
+removed from its fold's graph and training set (a separate graph per fold), every
+method ranks the zoo for it, and the metrics compare with its true scores.
+Sparsity: for each level (share of model-dataset edges dropped at random) and seed,
+leave-one-out runs on the remaining edges; a dataset left with fewer than
+`MIN_EVAL_EDGES` known scores cannot be evaluated and is skipped (and counted).
+
+The O2B reference ("overall best") is the model with the best mean rank over all
+datasets of the full KB: a fixed yardstick of the evaluation, never a predictor input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.engine import baselines
+from mnc_core.engine.inputs import BOTH, FEATURES_ONLY, GRAPH_ONLY, InputGroups
+from mnc_core.engine.metrics import (
+    METRIC_NAMES,
+    MetricRow,
+    dataset_metrics,
+    empty_metrics,
+    mean_metrics,
+    overall_best_model,
+)
+from mnc_core.engine.predict import EngineSettings, Fold, fold_context, predict_folds
+from mnc_core.kb.schema import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+MIN_EVAL_EDGES = 2
+SPARSITY_LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 10))
+SPARSITY_SEEDS = 3
+LOO_VARIANTS: dict[str, InputGroups] = {
+    "mnc": BOTH,
+    "mnc-features-only": FEATURES_ONLY,
+    "mnc-graph-only": GRAPH_ONLY,
+}
+BASELINES = ("overall", "initial", "direct", "random")
+
+
+def leave_one_out(
+    kb: KnowledgeBase,
+    settings: EngineSettings | None = None,
+    seed: int = 0,
+    targets: Sequence[str] | None = None,
+    variants: Mapping[str, InputGroups] | None = None,
+) -> dict:
+    """Leave-one-dataset-out over `targets` (default: every dataset with enough scores)."""
+    targets = _check_targets(kb, targets)
+    folds, skipped = _folds(kb, kb.edges, targets, prefix="loo")
+    per_fold = _evaluate(kb, folds, settings, seed, variants or LOO_VARIANTS)
+    return {
+        "methods": _summarise(per_fold, {f.key: f.target for f in folds}),
+        "skipped": skipped,
+    }
+
+
+def sparsity_sweep(
+    kb: KnowledgeBase,
+    settings: EngineSettings | None = None,
+    seed: int = 0,
+    levels: Sequence[float] = SPARSITY_LEVELS,
+    n_seeds: int = SPARSITY_SEEDS,
+    targets: Sequence[str] | None = None,
+) -> dict:
+    """Leave-one-out after dropping each `level` share of model edges, `n_seeds` draws each.
+
+    Returns `methods` (pooled over every level and draw; per-dataset values are the
+    mean over levels and draws) and `levels` ({level: {method: {"mean": ...},
+    "evaluated": n, "skipped": n}}).
+    """
+    targets = _check_targets(kb, targets)
+    folds: list[Fold] = []
+    level_of: dict[str, float] = {}
+    skipped_at: dict[float, int] = {}
+    for level in levels:
+        skipped_at[level] = 0
+        for draw in range(n_seeds):
+            kept = drop_edges(kb.edges, level, seed + draw)
+            prefix = f"l{round(level * 100):02d}-s{seed + draw}"
+            level_folds, skipped = _folds(kb, kept, targets, prefix=prefix)
+            skipped_at[level] += len(skipped)
+            folds += level_folds
+            level_of.update({f.key: level for f in level_folds})
+    log.info("sparsity sweep: %d folds over %d levels x %d draws", len(folds), len(levels), n_seeds)
+    per_fold = _evaluate(kb, folds, settings, seed, {"mnc": BOTH})
+    target_of = {f.key: f.target for f in folds}
+    level_results: dict[str, dict] = {}
+    for level in levels:
+        keys = [k for k, v in level_of.items() if v == level]
+        summary = _summarise({m: {k: rows[k] for k in keys} for m, rows in per_fold.items()},
+                             target_of)
+        level_results[f"{level:.1f}"] = {
+            **{m: {"mean": s["mean"]} for m, s in summary.items()},
+            "evaluated": len(keys),
+            "skipped": skipped_at[level],
+        }
+    return {"methods": _summarise(per_fold, target_of), "levels": level_results}
+
+
+def drop_edges(edges: pd.DataFrame, level: float, seed: int) -> pd.DataFrame:
+    """Keep a random `1 - level` share of the model-dataset edges (seeded)."""
+    if not 0 <= level < 1:
+        raise ValueError(f"sparsity level must be in [0, 1), got {level}")
+    rng = np.random.default_rng([seed, round(level * 1000)])
+    n_drop = round(level * len(edges))
+    dropped = rng.choice(len(edges), size=n_drop, replace=False)
+    return edges.drop(index=edges.index[dropped])
+
+
+def _check_targets(kb: KnowledgeBase, targets: Sequence[str] | None) -> list[str]:
+    if targets is None:
+        return list(kb.datasets)
+    unknown = [t for t in targets if t not in kb.datasets]
+    if unknown:
+        raise KeyError(f"target dataset(s) not in the knowledge base: {', '.join(unknown)}")
+    return list(targets)
+
+
+def _folds(
+    kb: KnowledgeBase, edges: pd.DataFrame, targets: list[str], prefix: str
+) -> tuple[list[Fold], list[str]]:
+    """One fold per target with enough known scores to evaluate; the rest are skipped."""
+    counts = edges.groupby("dataset")["score"].count()
+    folds, skipped = [], []
+    for target in targets:
+        if counts.get(target, 0) < MIN_EVAL_EDGES:
+            skipped.append(target)
+            continue
+        folds.append(Fold(key=f"{prefix}-{target}", target=target, known_edges=edges))
+    return folds, skipped
+
+
+def _evaluate(
+    kb: KnowledgeBase,
+    folds: list[Fold],
+    settings: EngineSettings | None,
+    seed: int,
+    variants: Mapping[str, InputGroups],
+) -> dict[str, dict[str, MetricRow]]:
+    """Metrics `{method: {fold key: row}}` of the M&C variants and the baselines."""
+    started = time.perf_counter()
+    reference = overall_best_model(kb.score_matrix(), kb.higher_is_better)
+    predictions = predict_folds(kb, folds, settings, seed, variants)
+    rows: dict[str, dict[str, MetricRow]] = {m: {} for m in [*variants, *BASELINES]}
+    for done, fold in enumerate(folds, start=1):
+        truth = fold.target_edges().set_index("model")["score"]
+
+        def score(goodness, truth=truth):
+            if goodness is None:
+                return empty_metrics()
+            return dataset_metrics(goodness, truth, kb.higher_is_better, reference)
+
+        for name in variants:
+            rows[name][fold.key] = score(predictions[name][fold.key].goodness)
+        for name, row in _baseline_rows(kb, fold, score, seed).items():
+            rows[name][fold.key] = row
+        if done % 16 == 0 or done == len(folds):
+            log.info("evaluated %d/%d folds (%.1f s)", done, len(folds),
+                     time.perf_counter() - started)
+    return rows
+
+
+def _baseline_rows(kb: KnowledgeBase, fold: Fold, score, seed: int) -> dict[str, MetricRow]:
+    """Metric rows of every baseline on one fold."""
+    train_scores = fold_context(kb, fold, None).train_scores
+    before = fold.target_edges().set_index("model")["score_before"]
+    randoms = [
+        score(baselines.random_goodness(kb.models, seed * 1000 + k))
+        for k in range(baselines.RANDOM_SEEDS)
+    ]
+    return {
+        "overall": score(baselines.overall_goodness(train_scores, kb.higher_is_better)),
+        "initial": score(baselines.initial_goodness(before, kb.higher_is_better)),
+        "direct": score(
+            baselines.direct_goodness(
+                train_scores, kb.dataset_features, fold.target, kb.higher_is_better, seed
+            )
+        ),
+        "random": mean_metrics(randoms),
+    }
+
+
+def _summarise(
+    per_fold: Mapping[str, Mapping[str, MetricRow]], target_of: Mapping[str, str]
+) -> dict[str, dict]:
+    """`{method: {"mean": row, "per_dataset": {dataset: row}}}`; repeated datasets averaged."""
+    out = {}
+    for method, rows in per_fold.items():
+        by_dataset: dict[str, list[MetricRow]] = {}
+        for key, row in rows.items():
+            by_dataset.setdefault(target_of[key], []).append(row)
+        per_dataset = {d: mean_metrics(r) for d, r in by_dataset.items()}
+        out[method] = {"mean": mean_metrics(rows.values()), "per_dataset": per_dataset}
+    return out
+
+
+__all__ = [
+    "METRIC_NAMES",
+    "drop_edges",
+    "leave_one_out",
+    "sparsity_sweep",
+]
