@@ -216,7 +216,7 @@ def validate_imagefolder(
         report.skipped.append(DatasetIssue(name, f"missing caption: no row in {METADATA_FILE}"))
     pairs: list[ImageCaptionPair] = []
     seen_digests: dict[str, str] = {}
-    for _, row in sorted(rows.items()):
+    for row in rows.values():  # metadata order: the first copy of a duplicate is kept
         pair = _check_row(root, row, min_side, seen_digests, report)
         if pair is not None:
             pairs.append(pair)
