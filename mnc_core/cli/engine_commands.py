@@ -1,9 +1,184 @@
-"""`mnc` commands of the engine area."""
+"""`mnc` commands of the engine area: `evaluate` and `rank`.
+
+Heavy modules (pecanpy, numba, catboost) are imported inside the commands so the
+CLI starts fast. Errors a user can fix (unknown dataset, bad KB folder, bad flags)
+print one line and exit with status 2.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+USAGE_ERROR = 2
+
+
+class Protocol(StrEnum):
+    """Evaluation protocols."""
+
+    loo = "loo"
+    sparsity = "sparsity"
+
+
+def _setup() -> None:
+    """Reproducible walks (one numba thread) and progress lines on stderr."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%X")
+    logging.getLogger("mnc_core").setLevel(logging.INFO)
+
+
+def _run_or_exit(action: Callable[[], None]) -> None:
+    """Run `action`; expected input errors become one line on stderr and exit 2."""
+    _setup()
+    try:
+        action()
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        raise typer.Exit(code=USAGE_ERROR) from None
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=USAGE_ERROR) from None
+
+
+def _settings(ranker: str, walks: int | None, iterations: int | None):
+    from dataclasses import replace
+
+    from mnc_core.engine.predict import EngineSettings
+    from mnc_core.engine.rankers import RANKERS
+
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown ranker {ranker!r}; choose one of {', '.join(RANKERS)}")
+    settings = EngineSettings(ranker=ranker)
+    if walks is not None:
+        settings = replace(settings, node2vec=replace(settings.node2vec, num_walks=walks))
+    if iterations is not None:
+        settings = replace(settings, catboost=replace(settings.catboost, iterations=iterations))
+    return settings
+
+
+def evaluate(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base folder.")],
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
+    protocol: Annotated[Protocol, typer.Option(help="loo or sparsity.")] = Protocol.loo,
+    ranker: Annotated[
+        str, typer.Option(help="catboost-class | catboost-yetirank | catboost-regression.")
+    ] = "catboost-class",
+    seed: Annotated[int, typer.Option(help="Seed of walks, rankers and sparsity draws.")] = 0,
+    targets: Annotated[
+        str | None, typer.Option(help="Comma-separated target datasets (default: all).")
+    ] = None,
+    sparsity_seeds: Annotated[int, typer.Option(min=1, help="Draws per sparsity level.")] = 3,
+    levels: Annotated[
+        str | None, typer.Option(help="Comma-separated sparsity levels (default 0.1..0.9).")
+    ] = None,
+    walks: Annotated[int | None, typer.Option(min=1, help="Node2Vec+ walks per node.")] = None,
+    iterations: Annotated[int | None, typer.Option(min=1, help="CatBoost iterations.")] = None,
+) -> None:
+    """Evaluate M&C and the baselines (leave-one-dataset-out or sparsity sweep)."""
+
+    def action() -> None:
+        from mnc_core.engine import protocols, report
+        from mnc_core.kb.store import read_kb
+
+        started = time.perf_counter()
+        knowledge = read_kb(kb)
+        settings = _settings(ranker, walks, iterations)
+        chosen = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
+        if protocol is Protocol.loo:
+            result = protocols.leave_one_out(knowledge, settings, seed, chosen)
+        else:
+            result = protocols.sparsity_sweep(
+                knowledge, settings, seed, _levels(levels), sparsity_seeds, chosen
+            )
+        document = {
+            "wall_s": round(time.perf_counter() - started, 3),
+            "protocol": protocol.value,
+            "kb": str(kb),
+            "ranker": ranker,
+            "seed": seed,
+            "targets": chosen,
+            **result,
+        }
+        report.write_json(document, json_path)
+        typer.echo(report.methods_table(result["methods"]))
+        if "levels" in result:
+            typer.echo(report.levels_table(result["levels"]))
+        if result.get("skipped"):
+            typer.echo(f"skipped (too few known scores): {', '.join(result['skipped'])}")
+        typer.echo(f"wrote {json_path} ({document['wall_s']:.1f} s)")
+
+    _run_or_exit(action)
+
+
+def _levels(text: str | None) -> tuple[float, ...]:
+    from mnc_core.engine.protocols import SPARSITY_LEVELS
+
+    if not text:
+        return SPARSITY_LEVELS
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--levels: expected comma-separated numbers, got {text!r}") from None
+    return values
+
+
+def rank(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base folder.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset id to rank models for.")],
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the ranking as JSON.")
+    ] = None,
+    ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
+    seed: Annotated[int, typer.Option(help="Seed of walks and ranker.")] = 0,
+) -> None:
+    """Rank every model for one dataset, treating it as new (its known scores shown beside)."""
+
+    def action() -> None:
+        from mnc_core.engine import report
+        from mnc_core.engine.predict import rank_new_dataset
+        from mnc_core.kb.store import read_kb
+
+        knowledge = read_kb(kb)
+        if dataset not in knowledge.datasets:
+            raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")
+        table = rank_new_dataset(knowledge, dataset, _settings(ranker, None, None), seed)
+        typer.echo(f"{dataset}: predicted ranking ({knowledge.metric}, "
+                   f"{'higher' if knowledge.higher_is_better else 'lower'} is better when known)")
+        typer.echo(f"{'rank':>4}  {'model':<40} {'goodness':>9} {'confidence':>10} {'known':>10}")
+        for model, row in table.iterrows():
+            confidence = "n/a" if row.isna()["confidence"] else f"{row['confidence']:.2f}"
+            known = "-" if row.isna()["known_score"] else f"{row['known_score']:.4g}"
+            typer.echo(f"{int(row['rank']):>4}  {model:<40} {row['goodness']:>9.3f} "
+                       f"{confidence:>10} {known:>10}")
+        if json_path is not None:
+            rows = [
+                {
+                    "model": model,
+                    "rank": int(row["rank"]),
+                    "goodness": float(row["goodness"]),
+                    "confidence": None if row.isna()["confidence"] else float(row["confidence"]),
+                    "known_score": None if row.isna()["known_score"] else float(row["known_score"]),
+                }
+                for model, row in table.iterrows()
+            ]
+            report.write_json(
+                {"kb": str(kb), "dataset": dataset, "metric": knowledge.metric,
+                 "higher_is_better": knowledge.higher_is_better, "ranker": ranker,
+                 "ranking": rows},
+                json_path,
+            )
+
+    _run_or_exit(action)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
+    app.command("evaluate")(evaluate)
+    app.command("rank")(rank)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,7 +75,11 @@ def embed_graphs(
     started = time.perf_counter()
     union, members = _union_graph(graphs, settings, seed)
     union._preprocess_transition_probs()
-    move_forward = union.get_move_forward()
+    with warnings.catch_warnings():
+        # node2vec+ noise thresholds are means over neighbours: NaN (unused) for
+        # isolated nodes, with a harmless numpy warning.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        move_forward = union.get_move_forward()
     has_nbrs = union.get_has_nbrs()
     index_of = {name: i for i, name in enumerate(union.nodes)}
     vectors: dict[str, pd.DataFrame] = {}

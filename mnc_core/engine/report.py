@@ -1,0 +1,80 @@
+"""Evaluation reports: the JSON document and the printed methods x metrics table.
+
+JSON layout (one format for both protocols):
+    {"wall_s": float, "protocol": "loo" | "sparsity", "kb": str, "ranker": str,
+     "seed": int, "targets": [...] | null, "skipped": [...],
+     "methods": {name: {"mean": {osr, wtau, o2b, o2o, top1, pearson},
+                        "per_dataset": {dataset_id: {same keys}}}},
+     "levels": {"0.1": {name: {"mean": {...}}, "evaluated": n, "skipped": n}, ...}}
+`levels` is present for the sparsity protocol only; there `methods` pools every level
+and draw (per-dataset values = mean over levels and draws). Metrics that do not apply
+are null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from mnc_core.engine.metrics import HIGHER_IS_BETTER_METRIC, METRIC_NAMES
+
+METHOD_ORDER = (
+    "mnc",
+    "mnc-features-only",
+    "mnc-graph-only",
+    "overall",
+    "initial",
+    "direct",
+    "random",
+)
+
+
+def _cell(value: float | None, metric: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{100 * value:.1f}%" if metric == "osr" else f"{value:.3f}"
+
+
+def methods_table(methods: dict[str, dict]) -> str:
+    """A plain-text table: one row per method, one column per metric (arrows = direction)."""
+    names = [m for m in METHOD_ORDER if m in methods] + [
+        m for m in methods if m not in METHOD_ORDER
+    ]
+    headers = [f"{m} {'↑' if HIGHER_IS_BETTER_METRIC[m] else '↓'}" for m in METRIC_NAMES]
+    width = max(len("method"), *(len(n) for n in names))
+    lines = ["  ".join([f"{'method':<{width}}", *(f"{h:>9}" for h in headers)])]
+    for name in names:
+        mean = methods[name]["mean"]
+        cells = [f"{_cell(mean.get(m), m):>9}" for m in METRIC_NAMES]
+        lines.append("  ".join([f"{name:<{width}}", *cells]))
+    return "\n".join(lines)
+
+
+def levels_table(levels: dict[str, dict], metric: str = "osr") -> str:
+    """Sparsity: one row per level, one column per method, for one metric."""
+    methods = [m for m in METHOD_ORDER if any(m in v for v in levels.values())]
+    lines = ["  ".join([f"{'level':<6}", *(f"{m:>9}" for m in methods), "evaluated  skipped"])]
+    for level, row in levels.items():
+        cells = [f"{_cell(row[m]['mean'].get(metric), metric):>9}" for m in methods]
+        lines.append(
+            "  ".join([f"{level:<6}", *cells, f"{row['evaluated']:>9}  {row['skipped']:>7}"])
+        )
+    return f"{metric} per sparsity level\n" + "\n".join(lines)
+
+
+def write_json(document: dict, path: Path) -> None:
+    """Write atomically (temp file + rename): a crash never leaves a half-written report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(document, out, indent=2, allow_nan=False)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
