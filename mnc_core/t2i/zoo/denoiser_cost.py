@@ -277,6 +277,18 @@ INPUT_BUILDERS: dict[str, InputBuilder] = {
 }
 
 
+def count_params(denoiser: Any) -> tuple[int, int]:
+    """(state-dict size, nn.Parameter size) of a module, in elements.
+
+    The state dict adds persistent buffers, e.g. SD3's positional table
+    (pos_embed_max_size^2 x hidden size), which checkpoints store and the
+    paper's Table 2 counts.
+    """
+    state = sum(t.numel() for t in denoiser.state_dict().values())
+    trainable = sum(p.numel() for p in denoiser.parameters())
+    return state, trainable
+
+
 def count_forward_flops(denoiser: Any, inputs: dict[str, Any]) -> int:
     """FLOPs of one forward pass on meta tensors (nothing is computed or allocated)."""
     import torch
@@ -295,8 +307,7 @@ def denoiser_cost(model: ZooModel, resolution: int | None = None) -> DenoiserCos
     import torch
 
     denoiser = build_meta_denoiser(model.denoiser)
-    params = sum(t.numel() for t in denoiser.state_dict().values())
-    trainable = sum(p.numel() for p in denoiser.parameters())
+    params, trainable = count_params(denoiser)
     sampling = sampling_defaults(model, resolution)
     builder = INPUT_BUILDERS.get(type(denoiser).__name__)
     if builder is None:
