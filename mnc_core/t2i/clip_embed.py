@@ -39,6 +39,7 @@ from mnc_core.t2i.datasets import (
     IMAGE_EXTENSIONS,
     METADATA_FILE,
     load_imagefolder,
+    open_rgb,
 )
 from mnc_core.t2i.quality import frechet_from_stats, gaussian_stats
 
@@ -101,7 +102,7 @@ class ClipEmbedder:
             for start in tqdm(starts, desc=f"CLIP {self.name}", unit="batch",
                               disable=len(starts) < 2):
                 batch = torch.stack([
-                    self.preprocess(_open_rgb(item)) for item in images[start:start + batch_size]
+                    self.preprocess(open_rgb(item)) for item in images[start:start + batch_size]
                 ]).to(device=self.device, dtype=input_dtype)
                 features = self.model.encode_image(batch).float()
                 chunks.append(F.normalize(features, dim=-1).cpu().numpy())
@@ -112,13 +113,6 @@ class ClipEmbedder:
     @property
     def embed_dim(self) -> int:
         return int(self.model.visual.output_dim)
-
-
-def _open_rgb(item: Path | str | Image.Image) -> Image.Image:
-    if isinstance(item, Image.Image):
-        return item.convert("RGB")
-    with Image.open(item) as image:
-        return image.convert("RGB")
 
 
 def _resolve_dtype(device: torch.device, dtype: torch.dtype | None) -> torch.dtype:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,8 @@ def _inspect_image(path: Path, min_side: int) -> tuple[str | None, str | None]:
             mode = image.mode
     except UnidentifiedImageError:
         return "unreadable: not an image PIL can identify", None
+    except Image.DecompressionBombError as err:
+        return f"too large to decode safely ({err})", None
     except (OSError, SyntaxError, ValueError) as err:
         reason = "truncated" if "truncated" in str(err).lower() else "corrupt"
         return f"{reason} image ({err})", None
@@ -310,17 +312,21 @@ def preprocess_image(
 ) -> torch.Tensor:
     """RGB image -> float tensor 3 x resolution x resolution in [-1, 1] (VAE/training input).
 
-    Resize the short side to `resolution`, centre-crop, scale to [-1, 1]: the same
+    Apply the EXIF orientation (photos are stored sideways with a rotation tag), resize
+    the short side to `resolution`, centre-crop, scale to [-1, 1]: the same
     preprocessing as the diffusers text-to-image training scripts.
     """
     if resolution < 8:
         raise ValueError(f"resolution must be at least 8 px, got {resolution}")
+    return _training_transform(resolution)(open_rgb(path_or_image))
+
+
+def open_rgb(path_or_image: Path | str | Image.Image) -> Image.Image:
+    """The image as upright RGB (EXIF orientation applied), fully loaded, file closed."""
     if isinstance(path_or_image, Image.Image):
-        image = path_or_image.convert("RGB")
-    else:
-        with Image.open(path_or_image) as opened:
-            image = opened.convert("RGB")
-    return _training_transform(resolution)(image)
+        return ImageOps.exif_transpose(path_or_image).convert("RGB")
+    with Image.open(path_or_image) as opened:
+        return ImageOps.exif_transpose(opened).convert("RGB")
 
 
 def _training_transform(resolution: int) -> transforms.Compose:

@@ -237,3 +237,15 @@ def test_preprocess_accepts_pil_images_and_upscales() -> None:
     tensor = preprocess_image(image, resolution=24)
     assert tensor.shape == (3, 24, 24)
     assert torch.allclose(tensor, torch.full_like(tensor, 128 / 255 * 2 - 1), atol=0.01)
+
+
+def test_preprocess_applies_the_exif_orientation(tmp_path: Path) -> None:
+    pixels = np.zeros((20, 20, 3), dtype=np.uint8)
+    pixels[:, :10] = (255, 0, 0)
+    pixels[:, 10:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 3  # orientation: stored upside down, display rotated by 180 degrees
+    Image.fromarray(pixels).save(tmp_path / "rotated.png", exif=exif)
+    tensor = preprocess_image(tmp_path / "rotated.png", resolution=20)
+    assert tensor[2, :, :8].mean() > 0.9, "blue is on the left once upright"
+    assert tensor[0, :, 12:].mean() > 0.9, "red is on the right once upright"
