@@ -68,15 +68,18 @@ UNBUILDABLE_FAMILIES = {
 TINY_RESOLUTION = 32
 
 _CHARS = string.ascii_lowercase + string.digits + ".,'-!?"
-_TEXT_MAX_LENGTH = 32
+_TEXT_MAX_LENGTH = 77
 
 
-def _clip_tokenizer() -> CLIPTokenizer:
-    """CLIP BPE tokenizer over single characters (no merges), built in code."""
+def char_clip_tokenizer(max_length: int = _TEXT_MAX_LENGTH) -> CLIPTokenizer:
+    """CLIP BPE tokenizer over single characters (no merges), built in code.
+
+    Also used by the benchmark for full-size random text encoders (ids stay < 80).
+    """
     tokens = ["<|startoftext|>", "<|endoftext|>"]
     tokens += list(_CHARS) + [c + "</w>" for c in _CHARS]
     vocab = {tok: i for i, tok in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=_TEXT_MAX_LENGTH)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
 def _t5_tokenizer() -> T5Tokenizer:
@@ -156,7 +159,7 @@ def _sd_unet(cross_attention_dim: int, **extra) -> UNet2DConditionModel:
 
 
 def _build_sd(prediction_type: str) -> DiffusionPipeline:
-    tokenizer = _clip_tokenizer()
+    tokenizer = char_clip_tokenizer()
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -188,7 +191,7 @@ def _build_sd2_v() -> DiffusionPipeline:
 
 
 def _build_sdxl() -> DiffusionPipeline:
-    tokenizer = _clip_tokenizer()
+    tokenizer = char_clip_tokenizer()
     time_embed_dim = 8
     pooled_dim = 32
     unet = _sd_unet(
@@ -205,7 +208,7 @@ def _build_sdxl() -> DiffusionPipeline:
             _clip_text_config(len(tokenizer), projection=pooled_dim)
         ),
         tokenizer=tokenizer,
-        tokenizer_2=_clip_tokenizer(),
+        tokenizer_2=char_clip_tokenizer(),
         unet=unet,
         scheduler=EulerDiscreteScheduler(
             beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
@@ -215,7 +218,7 @@ def _build_sdxl() -> DiffusionPipeline:
 
 
 def _build_sd3() -> DiffusionPipeline:
-    clip_tok = _clip_tokenizer()
+    clip_tok = char_clip_tokenizer()
     t5_tok = _t5_tokenizer()
     transformer = SD3Transformer2DModel(
         sample_size=TINY_RESOLUTION // 2,
@@ -237,14 +240,14 @@ def _build_sd3() -> DiffusionPipeline:
         text_encoder=CLIPTextModelWithProjection(_clip_text_config(len(clip_tok))),
         tokenizer=clip_tok,
         text_encoder_2=CLIPTextModelWithProjection(_clip_text_config(len(clip_tok))),
-        tokenizer_2=_clip_tokenizer(),
+        tokenizer_2=char_clip_tokenizer(),
         text_encoder_3=_t5_encoder(len(t5_tok), d_model=64),
         tokenizer_3=t5_tok,
     )
 
 
 def _build_flux() -> DiffusionPipeline:
-    clip_tok = _clip_tokenizer()
+    clip_tok = char_clip_tokenizer()
     t5_tok = _t5_tokenizer()
     transformer = FluxTransformer2DModel(
         patch_size=1,

@@ -80,12 +80,14 @@ def test_samples_are_seeded_per_image_and_not_regenerated(tiny_pipeline_dir, tmp
     regrouped = SamplingConfig(num_inference_steps=2, batch_size=1, resolution=32, seed=11)
     second = generate_images(pipe, captions, tmp_path / "b", regrouped)
     for a, b in zip(first, second, strict=True):
-        assert np.array_equal(pixels(a), pixels(b)), "image depends on batch grouping"
+        # same seed per image: equal up to float rounding of batched kernels (1 grey level)
+        assert np.abs(pixels(a) - pixels(b)).max() <= 1, "image depends on batch grouping"
+    assert np.abs(pixels(first[0]) - pixels(first[1])).mean() > 5, "seeds do not vary"
     stamps = [p.stat().st_mtime_ns for p in first]
     first[1].unlink()
     again = generate_images(pipe, captions, tmp_path / "a", SAMPLE_CONFIG)
     assert [again[0].stat().st_mtime_ns, again[2].stat().st_mtime_ns] == [stamps[0], stamps[2]]
-    assert np.array_equal(pixels(again[1]), pixels(second[1]))
+    assert np.abs(pixels(again[1]) - pixels(second[1])).max() <= 1
 
 
 def test_bad_sampling_requests_fail_clearly(
