@@ -96,3 +96,14 @@ def test_unknown_denoiser_class_is_a_clear_error(
     (model_dir / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ZooConfigError, match=r"unet/config\.json: denoiser class 'NoSuchModel'"):
         denoiser_cost(load_zoo_configs(model_dir))
+
+
+def test_inconsistent_config_is_a_clear_error(tiny_zoo: dict[str, Path], tmp_path: Path) -> None:
+    model_dir = tmp_path / "inconsistent"
+    shutil.copytree(tiny_zoo["tiny-sd"], model_dir)
+    config_path = model_dir / "unet" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["attention_head_dim"] = [8, 8, 8]  # three values for two blocks
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ZooConfigError, match=r"unet/config\.json: cannot build"):
+        denoiser_cost(load_zoo_configs(model_dir))

@@ -99,7 +99,7 @@ def build_meta_denoiser(component: ComponentConfig) -> Any:
     try:
         with torch.device("meta"):
             return cls.from_config(component.config)
-    except (TypeError, ValueError, KeyError) as err:
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as err:
         raise ZooConfigError(f"{component.path}: cannot build {cls.__name__}: {err}") from err
 
 
@@ -315,9 +315,15 @@ def denoiser_cost(model: ZooModel, resolution: int | None = None) -> DenoiserCos
             f"{model.denoiser.path}: no FLOP-count recipe for {type(denoiser).__name__} "
             f"(supported: {', '.join(sorted(INPUT_BUILDERS))})"
         )
-    with torch.device("meta"):
-        inputs = builder(dict(denoiser.config), sampling)
-    flops = count_forward_flops(denoiser, inputs)
+    try:
+        with torch.device("meta"):
+            inputs = builder(dict(denoiser.config), sampling)
+        flops = count_forward_flops(denoiser, inputs)
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as err:
+        raise ZooConfigError(
+            f"{model.denoiser.path}: forward pass for FLOP counting failed "
+            f"(inconsistent config?): {err}"
+        ) from err
     logger.info("%s: %.3f G params, %.2f TFLOP per forward", model.model_id, params / 1e9,
                 flops / 1e12)
     return DenoiserCost(params, trainable, flops, sampling)
