@@ -80,7 +80,7 @@ class LoraTrainConfig:
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     weighting_scheme: str = "none"  # flow families: none | logit_normal | mode
-    guidance_scale: float = 1.0  # Flux-dev style guidance-distilled transformers
+    guidance_scale: float = 3.5  # only for guidance-distilled transformers (Flux-dev)
     max_sequence_length: int | None = None  # None: the family's default
     gradient_checkpointing: bool = False
 
@@ -319,6 +319,8 @@ def _prepare(
     shift, scale = latent_transform(pipe)
     del pipe  # the VAE and text encoders are not needed any more
     gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
     denoiser.requires_grad_(False)
     torch.manual_seed(config.seed)  # LoRA init (gaussian A, zero B) depends on the seed only
     add_lora(spec, denoiser, lora_config(spec, config.rank, config.alpha))

@@ -151,3 +151,31 @@ def test_paper_defaults():
     config = LoraTrainConfig()
     assert (config.max_steps, config.batch_size, config.learning_rate) == (10_000, 8, 1e-5)
     assert config.resolution == 512
+
+
+def test_checkpoint_holds_resume_state_and_old_ones_are_pruned(
+    tiny_pipeline_dir, tiny_dataset, tmp_path
+):
+    out = tmp_path / "run"
+    config = tiny_config(max_steps=4, checkpoint_every=1, keep_checkpoints=1)
+    train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, out, config, cache_dir=tmp_path / "c")
+    checkpoints = sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint-"))
+    assert checkpoints == ["checkpoint-000003"]
+    folder = out / checkpoints[0]
+    state = json.loads((folder / "train_state.json").read_text())
+    assert state["step"] == 3 and len(state["losses"]) == 3
+    optimizer = load_file(str(folder / "optimizer.safetensors"))
+    assert any(k.endswith(".exp_avg") for k in optimizer)
+    assert "cpu" in load_file(str(folder / "rng.safetensors"))
+    lora_keys = list(load_file(str(folder / LORA_WEIGHTS_FILE)))
+    assert lora_keys and all(k.startswith("unet.") for k in lora_keys)
+    assert not list(out.glob(".*tmp*")), "temporary folders left behind"
+
+
+def test_bf16_weights_train_fp32_lora(tiny_pipeline_dir, tiny_dataset, tmp_path):
+    result = train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, tmp_path / "run",
+                        tiny_config(max_steps=1), dtype=torch.bfloat16,
+                        cache_dir=tmp_path / "c")  # fmt: skip
+    weights = final_weights(tmp_path / "run")
+    assert all(v.dtype == torch.float32 for v in weights.values())
+    assert torch.isfinite(torch.tensor(result.losses)).all()
