@@ -61,14 +61,32 @@ def demo_kb(
     seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 0,
     datasets: Annotated[int, typer.Option("--datasets", min=2, help="Number of datasets.")] = 32,
     models: Annotated[int, typer.Option("--models", min=2, help="Number of models.")] = 10,
+    zoo_features: Annotated[
+        bool,
+        typer.Option(
+            help="Model features computed from the zoo catalog's configs (needs --models 10); "
+            "--no-zoo-features uses the generator's synthetic table."
+        ),
+    ] = True,
 ) -> None:
-    """Write the SYNTHETIC demo knowledge base (CLIP-FID-like, lower is better)."""
+    """Write the demo knowledge base: SYNTHETIC scores (CLIP-FID-like, lower is better).
+
+    The ten models are the paper's zoo; by default their features are the real ones
+    computed from the catalog configs (`mnc zoo features`), only the scores are made up.
+    """
 
     def action() -> None:
         from mnc_core.kb.demo import make_demo_kb
         from mnc_core.kb.store import write_kb
 
-        kb = make_demo_kb(seed=seed, n_datasets=datasets, n_models=models)
+        model_features = None
+        if zoo_features and models == 10:
+            from mnc_core.t2i.model_features import model_feature_table
+
+            model_features = model_feature_table()
+        kb = make_demo_kb(
+            seed=seed, n_datasets=datasets, n_models=models, model_features=model_features
+        )
         write_kb(kb, out)
         _print_summary(kb, out)
 

@@ -35,10 +35,29 @@ def test_demo_kb_writes_a_readable_kb(app: typer.Typer, tmp_path: Path) -> None:
     assert kb.extra["seed"] == 4
 
 
+def test_demo_kb_uses_the_zoo_feature_table_by_default(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnc_core.kb.demo import ZOO_MODEL_IDS
+    from mnc_core.t2i import model_features
+
+    table = pd.DataFrame(
+        {"params_log": [float(i) for i in range(10)], "is_unet": [1.0, 0.0] * 5},
+        index=pd.Index(ZOO_MODEL_IDS, name="model"),
+    )
+    monkeypatch.setattr(model_features, "model_feature_table", lambda: table)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo-kb", "--out", str(out), "--datasets", "4"])
+    assert result.exit_code == 0, result.output
+    kb = read_kb(out)
+    assert list(kb.model_features.columns) == ["params_log", "is_unet"]
+    assert kb.model_features.loc["sd15", "params_log"] == table.loc["sd15", "params_log"]
+
+
 def test_errors_print_one_line_and_exit_2(app: typer.Typer, tmp_path: Path) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("keep me")
-    result = CliRunner().invoke(app, ["demo-kb", "--out", str(blocker)])
+    result = CliRunner().invoke(app, ["demo-kb", "--out", str(blocker), "--no-zoo-features"])
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: ") and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
