@@ -130,7 +130,7 @@ def build_full_pipeline(case: TrainCase, out_dir: Path, device: torch.device) ->
 
 def time_our_trainer(
     pipeline_dir: Path, dataset, case: TrainCase, steps: int, warmup: int, work: Path,
-    device: torch.device, dtype: torch.dtype,
+    device: torch.device, dtype: torch.dtype, gradient_checkpointing: bool = False,
 ) -> dict:  # fmt: skip
     """it/s of train_lora's loop after `warmup` steps, plus the one-off cache build time."""
     stamps: dict[int, float] = {}
@@ -142,6 +142,7 @@ def time_our_trainer(
     config = LoraTrainConfig(
         max_steps=warmup + steps, batch_size=case.batch_size, resolution=case.resolution,
         rank=16, learning_rate=1e-5, checkpoint_every=10**9,
+        gradient_checkpointing=gradient_checkpointing,
     )  # fmt: skip
     t0 = time.perf_counter()
     train_lora(pipeline_dir, dataset, work / "ours", config, device=device, dtype=dtype,
@@ -156,7 +157,7 @@ def time_our_trainer(
 
 def time_reference_loop(
     pipeline_dir: Path, dataset, case: TrainCase, steps: int, warmup: int,
-    device: torch.device, dtype: torch.dtype,
+    device: torch.device, dtype: torch.dtype, gradient_checkpointing: bool = False,
 ) -> dict:  # fmt: skip
     """it/s of a diffusers-script-style loop: VAE + text encoders run on every step."""
     pipe = load_pipeline(pipeline_dir, device=device, dtype=torch.float32)
@@ -174,6 +175,9 @@ def time_reference_loop(
     torch.manual_seed(0)
     add_lora(spec, pipe.unet, lora_config(spec, 16, None))
     cast_training_params(pipe.unet, dtype=torch.float32)
+    if gradient_checkpointing:
+        pipe.unet.enable_gradient_checkpointing()
+    pipe.unet.train()
     params = [p for p in pipe.unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=1e-2)
     pixels = torch.stack([preprocess_image(p.path, case.resolution) for p in dataset.train])
@@ -272,7 +276,8 @@ def run(args: argparse.Namespace) -> dict:
     results = {
         "device": _device_name(device),
         "mode": "quick" if args.quick else "full", "dtype": str(dtype), "steps": steps,
-        "warmup": warmup, "train": {}, "clip": None,
+        "warmup": warmup, "gradient_checkpointing": args.gradient_checkpointing,
+        "train": {}, "clip": None,
     }  # fmt: skip
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -290,9 +295,10 @@ def run(args: argparse.Namespace) -> dict:
                                           max(16, 2 * case.batch_size), seed=0,
                                           size=case.resolution)  # fmt: skip
             dataset = load_imagefolder(data)
+            gc_flag = args.gradient_checkpointing
             ours = time_our_trainer(pdir, dataset, case, steps, warmup, work / case.name,
-                                    device, dtype)  # fmt: skip
-            ref = time_reference_loop(pdir, dataset, case, steps, warmup, device, dtype)
+                                    device, dtype, gc_flag)  # fmt: skip
+            ref = time_reference_loop(pdir, dataset, case, steps, warmup, device, dtype, gc_flag)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             results["train"][case.name] = {
@@ -325,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first")
     parser.add_argument("--models", nargs="*", default=None, help="subset: sd15 sdxl")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="in both loops (if batch 8 at 1024 px does not fit)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     parser.add_argument("--workdir", type=Path, default=None, help="where temp models go")
     args = parser.parse_args(argv)

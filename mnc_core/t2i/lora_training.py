@@ -283,7 +283,9 @@ def _train_step(run: _Run, step: int) -> float:
     if run.spec.name == "sdxl":
         time_ids = sdxl_time_ids(lat["original_hw"], lat["crop_top_left"], config.resolution)
         time_ids = time_ids.to(**to_dev)
-    pred = predict(run.spec, run.denoiser, batch, text, time_ids, config.guidance_scale)
+    # fp32 LoRA weights, bf16 frozen weights: autocast runs the LoRA matmuls in bf16 too
+    with torch.autocast(run.device.type, dtype=run.dtype, enabled=run.dtype != torch.float32):
+        pred = predict(run.spec, run.denoiser, batch, text, time_ids, config.guidance_scale)
     target = batch.target.to(run.device, torch.float32)
     weighting = batch.weighting.to(run.device, torch.float32)
     loss = (weighting * (pred.float() - target) ** 2).mean()
@@ -333,6 +335,7 @@ def _prepare(
     optimizer = torch.optim.AdamW(
         params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
         weight_decay=config.adam_weight_decay, eps=config.adam_epsilon,
+        fused=torch.device(device).type == "cuda",
     )  # fmt: skip
     return _Run(
         spec, denoiser, scheduler, optimizer, params, cache, config, Path(pipeline_dir),
