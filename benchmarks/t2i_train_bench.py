@@ -92,6 +92,20 @@ def _config(folder: Path) -> dict:
 
 def build_full_pipeline(case: TrainCase, out_dir: Path, device: torch.device) -> Path:
     """Random-weight full-size pipeline from the catalog configs, saved as safetensors (bf16)."""
+    pipe = full_pipeline(case, device)
+    pipe.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
+    del pipe
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out_dir
+
+
+def full_pipeline(case: TrainCase, device: torch.device):
+    """The catalog's full-size components with random weights, created on `device`.
+
+    Tokenizers are the tiny character tokenizers (token ids stay far below the
+    real vocabulary size), which changes nothing in the cost of a training step.
+    """
     src = CATALOG_DIR / case.catalog
     with torch.device(device):
         unet = UNet2DConditionModel.from_config(_config(src / "unet"))
@@ -107,22 +121,16 @@ def build_full_pipeline(case: TrainCase, out_dir: Path, device: torch.device) ->
     scheduler = getattr(diffusers, scheduler_config["_class_name"]).from_config(scheduler_config)
     tokenizer = char_clip_tokenizer(te_config.max_position_embeddings)
     if te2 is None:
-        pipe = StableDiffusionPipeline(
+        return StableDiffusionPipeline(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
             scheduler=scheduler, safety_checker=None, feature_extractor=None,
             requires_safety_checker=False,
         )  # fmt: skip
-    else:
-        pipe = StableDiffusionXLPipeline(
-            vae=vae, text_encoder=text_encoder, text_encoder_2=te2, tokenizer=tokenizer,
-            tokenizer_2=char_clip_tokenizer(te_config.max_position_embeddings), unet=unet,
-            scheduler=scheduler,
-        )  # fmt: skip
-    pipe.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
-    del pipe
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return out_dir
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=te2, tokenizer=tokenizer,
+        tokenizer_2=char_clip_tokenizer(te_config.max_position_embeddings), unet=unet,
+        scheduler=scheduler,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- our trainer
