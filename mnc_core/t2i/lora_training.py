@@ -234,6 +234,17 @@ def _save_checkpoint(run: _Run, out_dir: Path, step: int) -> None:
     log.info("checkpoint at step %d written to %s", step, out_dir)
 
 
+def _read_state(path: Path) -> dict:
+    """A finished folder's JSON state; a damaged one is an error naming the file."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); move the folder away to retrain") from exc
+    if not isinstance(state, dict) or "step" not in state or "config" not in state:
+        raise ValueError(f"{path} lacks 'step'/'config'; move the folder away to retrain")
+    return state
+
+
 def _check_same_run(saved: dict, config: LoraTrainConfig, where: Path) -> None:
     now = dataclasses.asdict(config)
     diff = {
@@ -251,7 +262,7 @@ def _resume(run: _Run, out_dir: Path) -> int:
     if not found:
         return 0
     step, folder = found[-1]
-    state = json.loads((folder / STATE_FILE).read_text())
+    state = _read_state(folder / STATE_FILE)
     _check_same_run(state["config"], run.config, folder)
     load_lora_into(run.spec, run.denoiser, folder / LORA_WEIGHTS_FILE)
     _load_optimizer(run.optimizer, folder, state["param_groups"])
@@ -347,7 +358,7 @@ def _finished(out_dir: Path, config: LoraTrainConfig) -> TrainResult | None:
     final = out_dir / FINAL_DIR
     if not (final / STATE_FILE).is_file():
         return None
-    state = json.loads((final / STATE_FILE).read_text())
+    state = _read_state(final / STATE_FILE)
     _check_same_run(state["config"], config, final)
     if state["step"] != config.max_steps:
         raise ValueError(

@@ -99,8 +99,7 @@ def build_cache(
     """Encode `pairs` once into `cache_dir` (reused when the fingerprint matches)."""
     cache_dir = Path(cache_dir)
     fingerprint = _fingerprint(pipeline_dir, pairs, resolution, max_len, pipe.dtype)
-    marker = cache_dir / CACHE_FINGERPRINT_FILE
-    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+    if _stored_fingerprint(cache_dir / CACHE_FINGERPRINT_FILE) == fingerprint:
         log.info("reusing cached latents and text embeddings in %s", cache_dir)
         return TrainingCache(cache_dir)
     tmp = cache_dir.with_name(f".{cache_dir.name}.tmp-{os.getpid()}")
@@ -116,6 +115,14 @@ def build_cache(
     (tmp / CACHE_FINGERPRINT_FILE).write_text(json.dumps(meta, indent=2))
     _swap_in(tmp, cache_dir)
     return TrainingCache(cache_dir)
+
+
+def _stored_fingerprint(marker: Path) -> str | None:
+    """The fingerprint a cache was built with; None (rebuild) if absent or damaged."""
+    try:
+        return json.loads(marker.read_text()).get("fingerprint")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
 
 
 def _swap_in(tmp: Path, final: Path) -> None:

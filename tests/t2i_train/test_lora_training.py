@@ -179,3 +179,25 @@ def test_bf16_weights_train_fp32_lora(tiny_pipeline_dir, tiny_dataset, tmp_path)
     weights = final_weights(tmp_path / "run")
     assert all(v.dtype == torch.float32 for v in weights.values())
     assert torch.isfinite(torch.tensor(result.losses)).all()
+
+
+def test_damaged_checkpoint_state_is_reported_with_its_path(
+    tiny_pipeline_dir, tiny_dataset, tmp_path
+):
+    out = tmp_path / "run"
+    config = tiny_config(max_steps=3, checkpoint_every=2)
+    with pytest.raises(Interrupted):
+        train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, out, config,
+                   progress=interrupt_at(3), cache_dir=tmp_path / "c")  # fmt: skip
+    state = out / "checkpoint-000002" / "train_state.json"
+    state.write_text("{truncated")
+    with pytest.raises(ValueError, match=r"checkpoint-000002.train_state\.json is unreadable"):
+        train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, out, config, cache_dir=tmp_path / "c")
+    assert state.read_text() == "{truncated", "the damaged checkpoint must be left as it was"
+
+
+def test_unsupported_pipeline_class_is_named():
+    from mnc_core.t2i.lora_families import family_of
+
+    with pytest.raises(ValueError, match="no LoRA training support for pipeline class object"):
+        family_of(object())
