@@ -9,9 +9,10 @@ switchable (paper Table 4: features only, graph only, both):
 - dataset group: the KB's dataset features;
 - graph group: the edge representation, Hadamard product of the model's and the
   dataset's Node2Vec+ vectors (element-wise: one column per embedding dimension,
-  symmetric, and zero when the dataset is isolated), plus the neighbour rank: the
-  model's normalised rank averaged over the target's `NEIGHBOURS` nearest training
-  datasets (dataset-dataset edges of the graph), weighted by their similarity.
+  symmetric, and zero when the dataset is isolated), plus the neighbour ranks read
+  off the graph's dataset-dataset edges: the model's normalised rank averaged over
+  the target's `NEIGHBOURS` nearest training datasets (weighted by similarity), and
+  its rank on each of the `NEAREST_RANKS` nearest with that neighbour's similarity.
 
 Targets: the model's rank on the dataset, normalised to [0, 1] (0 = best) among the
 models known on that dataset, and bucketed into `n_classes` rank classes
@@ -31,6 +32,7 @@ from mnc_core.engine.metrics import mean_normalised_rank, normalised_ranks
 
 MAX_RANK_CLASSES = 10
 NEIGHBOURS = 5
+NEAREST_RANKS = 3
 UNKNOWN_RANK = 0.5
 
 
@@ -74,17 +76,34 @@ class FoldContext:
         return ranks.reindex(self.models).fillna(UNKNOWN_RANK)
 
 
-def neighbour_rank(context: FoldContext, dataset: str) -> pd.Series:
-    """Similarity-weighted mean rank of each model on the target's nearest training datasets."""
+def neighbour_ranks(context: FoldContext, dataset: str) -> pd.DataFrame:
+    """Each model's rank on the target's nearest training datasets (index = model).
+
+    Columns: `neighbour_rank` (similarity-weighted mean over the `NEIGHBOURS` nearest),
+    `near{k}_rank` (rank on the k-th nearest, k = 1..NEAREST_RANKS) and
+    `near{k}_similarity` (that dataset's similarity to the target, the same for every
+    model: it lets the ranker judge how far to trust the neighbour). Unknown ranks
+    fall back to the model's overall rank, missing neighbours to similarity 0.
+    """
+    overall = context.overall_rank()
     ranks = context.train_ranks()
     near = _nearest_training(context, dataset)
+    out = pd.DataFrame(index=pd.Index(context.models))
     if near.empty:
-        return context.overall_rank()
-    table = ranks.loc[near.index, context.models]
-    weights = table.notna().mul(near, axis=0)
-    total = weights.sum(axis=0)
-    mean = table.fillna(0.0).mul(near, axis=0).sum(axis=0) / total.where(total > 0, np.nan)
-    return mean.fillna(context.overall_rank())
+        out["neighbour_rank"] = overall
+    else:
+        table = ranks.loc[near.index, context.models]
+        total = table.notna().mul(near, axis=0).sum(axis=0)
+        mean = table.fillna(0.0).mul(near, axis=0).sum(axis=0)
+        out["neighbour_rank"] = (mean / total.where(total > 0, np.nan)).fillna(overall)
+    for k in range(NEAREST_RANKS):
+        if k < len(near):
+            out[f"near{k + 1}_rank"] = ranks.loc[near.index[k], context.models].fillna(overall)
+            out[f"near{k + 1}_similarity"] = float(near.iloc[k])
+        else:
+            out[f"near{k + 1}_rank"] = overall
+            out[f"near{k + 1}_similarity"] = 0.0
+    return out
 
 
 def _nearest_training(context: FoldContext, dataset: str) -> pd.Series:
@@ -129,8 +148,9 @@ def _graph_inputs(context: FoldContext, dataset: str) -> pd.DataFrame:
         product = model_vectors * dataset_vector[None, :]
         for k, name in enumerate(vectors.columns):
             columns[f"edge:{name}"] = product[:, k]
-    columns["graph:neighbour_rank"] = neighbour_rank(context, dataset).loc[models].to_numpy()
-    return pd.DataFrame(columns, index=models)
+    table = pd.DataFrame(columns, index=models)
+    near = neighbour_ranks(context, dataset).loc[models].add_prefix("graph:")
+    return pd.concat([table, near], axis=1)
 
 
 def rank_classes(norm_ranks: pd.Series, n_classes: int) -> pd.Series:
