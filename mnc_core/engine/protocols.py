@@ -23,7 +23,6 @@ import pandas as pd
 from mnc_core.engine import baselines
 from mnc_core.engine.inputs import BOTH, FEATURES_ONLY, GRAPH_ONLY, InputGroups
 from mnc_core.engine.metrics import (
-    METRIC_NAMES,
     MetricRow,
     dataset_metrics,
     empty_metrics,
@@ -202,10 +201,3 @@ def _summarise(
         out[method] = {"mean": mean_metrics(rows.values()), "per_dataset": per_dataset}
     return out
 
-
-__all__ = [
-    "METRIC_NAMES",
-    "drop_edges",
-    "leave_one_out",
-    "sparsity_sweep",
-]

@@ -2,7 +2,7 @@
 
 Each ranker fits on the training pairs of a fold (inputs grouped by dataset) and,
 for a new dataset, returns per model a *goodness* (higher = predicted better, what
-the metrics consume), an expected rank in [1, n_models] and a confidence:
+the metrics consume), the rank it implies (1 = best) and a confidence:
 
 - `catboost-class` (default, the paper's): CatBoost MultiClass over rank classes.
   Goodness = -(expected class under the predicted class probabilities); confidence
@@ -58,7 +58,7 @@ class CatBoostSettings:
 
 @dataclass
 class RankPrediction:
-    """Per model (index): goodness (higher = better), expected rank, confidence."""
+    """Per model (index): goodness (higher = better), rank (1 = best), confidence."""
 
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
 
