@@ -101,11 +101,12 @@ def predict_folds(
         graphs = {fold.key: fold_graph(kb, fold) for fold in folds}
         vectors = embed_graphs(graphs, settings.node2vec, seed)
     out: dict[str, dict[str, RankPrediction]] = {name: {} for name in variants}
+    every = max(8, len(folds) // 20)
     for done, fold in enumerate(folds, start=1):
         context = fold_context(kb, fold, vectors.get(fold.key))
         for name, groups in variants.items():
             out[name][fold.key] = fit_and_predict(context, fold.target, groups, settings, seed)
-        if done % 8 == 0 or done == len(folds):
+        if done % every == 0 or done == len(folds):
             log.info(
                 "ranker fits: %d/%d folds done (%.1f s)",
                 done,

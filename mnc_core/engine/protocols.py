@@ -150,6 +150,7 @@ def _evaluate(
     reference = overall_best_model(kb.score_matrix(), kb.higher_is_better)
     predictions = predict_folds(kb, folds, settings, seed, variants)
     rows: dict[str, dict[str, MetricRow]] = {m: {} for m in [*variants, *BASELINES]}
+    every = max(16, len(folds) // 10)
     for done, fold in enumerate(folds, start=1):
         truth = fold.target_edges().set_index("model")["score"]
 
@@ -162,7 +163,7 @@ def _evaluate(
             rows[name][fold.key] = score(predictions[name][fold.key].goodness)
         for name, row in _baseline_rows(kb, fold, score, seed).items():
             rows[name][fold.key] = row
-        if done % 16 == 0 or done == len(folds):
+        if done % every == 0 or done == len(folds):
             log.info("evaluated %d/%d folds (%.1f s)", done, len(folds),
                      time.perf_counter() - started)
     return rows
