@@ -9,8 +9,9 @@ differs, and lives here, follows the diffusers reference scripts
   DC-AE for Sana: a deterministic latent),
 - the noise/target rule: epsilon or v-prediction on the DDPM schedule (UNet
   families, PixArt), or rectified flow on flow-matching sigmas (SD3, Flux, Sana),
-- the denoiser call (SDXL add_time_ids + pooled embeds, Flux latent packing,
-  PixArt learned sigma: only the first half of the output channels is the noise),
+- the denoiser call (SDXL and Kolors add_time_ids + pooled embeds, Flux latent
+  packing, PixArt learned sigma: only the first half of the output channels is
+  the noise),
 - which modules get LoRA and how the LoRA is saved in the diffusers format.
 """
 
@@ -25,6 +26,7 @@ from diffusers import (
     DiffusionPipeline,
     FlowMatchEulerDiscreteScheduler,
     FluxPipeline,
+    KolorsPipeline,
     PixArtSigmaPipeline,
     SanaPipeline,
     StableDiffusion3Pipeline,
@@ -68,6 +70,8 @@ class FamilySpec:
     #: keyword of `save_lora_weights`; None where the pipeline has no LoRA loader (PixArt)
     lora_save_kwarg: str | None
     default_max_sequence_length: int | None = None
+    #: SDXL micro-conditioning: the UNet takes add_time_ids and a pooled text embedding
+    time_ids: bool = False
 
 
 FAMILY_SPECS: dict[str, FamilySpec] = {
@@ -75,7 +79,13 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     for spec in (
         FamilySpec("sd", StableDiffusionPipeline, "unet", _UNET_TARGETS, False, "unet_lora_layers"),
         FamilySpec(
-            "sdxl", StableDiffusionXLPipeline, "unet", _UNET_TARGETS, False, "unet_lora_layers"
+            "sdxl", StableDiffusionXLPipeline, "unet", _UNET_TARGETS, False, "unet_lora_layers",
+            time_ids=True,
+        ),
+        # Kolors: SDXL-type UNet on ChatGLM states; its LoRA loader is SD's (unet_lora_layers)
+        FamilySpec(
+            "kolors", KolorsPipeline, "unet", _UNET_TARGETS, False, "unet_lora_layers", 256,
+            time_ids=True,
         ),
         FamilySpec(
             "sd3", StableDiffusion3Pipeline, "transformer", _SD3_TARGETS, True,
@@ -126,6 +136,13 @@ def encode_captions(
         )
         return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
     seq = max_len or spec.default_max_sequence_length
+    if spec.name == "kolors":
+        # ChatGLM's penultimate hidden states and the last token's final state (pooled)
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            captions, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False,
+            max_sequence_length=seq,
+        )  # fmt: skip
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
     if spec.name == "sd3":
         embeds, _, pooled, _ = pipe.encode_prompt(
             captions, None, None, device=device, do_classifier_free_guidance=False,
@@ -232,7 +249,7 @@ def predict(
     noisy, t = batch.noisy, batch.timesteps.to(batch.noisy.device)
     if spec.name == "sd":
         return denoiser(noisy, t, encoder_hidden_states=text["prompt_embeds"]).sample
-    if spec.name == "sdxl":
+    if spec.time_ids:  # SDXL, Kolors (its UNet projects ChatGLM states itself)
         cond = {"text_embeds": text["pooled_prompt_embeds"], "time_ids": time_ids}
         return denoiser(
             noisy, t, encoder_hidden_states=text["prompt_embeds"], added_cond_kwargs=cond

@@ -291,7 +291,7 @@ def _train_step(run: _Run, step: int) -> float:
     text = {k: v.to(run.device, dtype=run.dtype if v.is_floating_point() else v.dtype)
             for k, v in text.items()}  # fmt: skip
     time_ids = None
-    if run.spec.name == "sdxl":
+    if run.spec.time_ids:
         time_ids = sdxl_time_ids(lat["original_hw"], lat["crop_top_left"], config.resolution)
         time_ids = time_ids.to(**to_dev)
     # fp32 LoRA weights, bf16 frozen weights: autocast runs the LoRA matmuls in bf16 too

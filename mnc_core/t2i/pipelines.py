@@ -9,6 +9,8 @@ and weights), and only then handed to `DiffusionPipeline.from_pretrained` with
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ from diffusers import DiffusionPipeline
 log = logging.getLogger(__name__)
 
 #: Libraries a component may come from; anything else would mean custom code.
+#: A diffusers pipeline module (e.g. "kolors" for Kolors' ChatGLM text encoder and
+#: tokenizer) is trusted too: diffusers resolves it to `diffusers.pipelines.<name>`.
 _TRUSTED_LIBRARIES = ("diffusers", "transformers")
 #: Component names that carry no weights (configs / vocabularies only).
 _WEIGHTLESS_SUFFIXES = ("tokenizer", "scheduler", "feature_extractor", "image_processor")
@@ -69,14 +73,40 @@ def check_pipeline_dir(pipeline_dir: Path) -> PipelineIndex:
     """Check every component of a pipeline directory is present; return its index."""
     pipeline_dir = Path(pipeline_dir)
     index = read_model_index(pipeline_dir)
-    for name, (library, _cls) in index.components.items():
-        if library not in _TRUSTED_LIBRARIES:
+    for name, (library, class_name) in index.components.items():
+        if not _is_trusted_library(library):
             raise PipelineDirError(
                 f"{pipeline_dir / 'model_index.json'}: component {name!r} comes from "
-                f"{library!r}; only {_TRUSTED_LIBRARIES} are loaded (no remote code)"
+                f"{library!r}; only {_TRUSTED_LIBRARIES} and diffusers' own pipeline "
+                "modules are loaded (no remote code)"
             )
         _check_component(pipeline_dir / name, name)
+        _check_pipeline_module_files(pipeline_dir / name, library, class_name)
     return index
+
+
+def _is_trusted_library(library: str) -> bool:
+    """diffusers, transformers, or a module of the installed `diffusers.pipelines`."""
+    if library in _TRUSTED_LIBRARIES:
+        return True
+    if not library.isidentifier():
+        return False
+    return importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
+
+
+def _check_pipeline_module_files(folder: Path, library: str, class_name: str) -> None:
+    """Files a diffusers pipeline-module class reads (ChatGLMTokenizer: tokenizer.model).
+
+    Such tokenizers fail with a bare assertion when their file is missing; their
+    `vocab_files_names` says which files they need.
+    """
+    if library in _TRUSTED_LIBRARIES:
+        return
+    module = importlib.import_module(f"diffusers.pipelines.{library}")
+    needed = getattr(getattr(module, class_name, None), "vocab_files_names", None) or {}
+    missing = [f for f in needed.values() if not (folder / f).is_file()]
+    if missing:
+        raise PipelineDirError(f"{folder} lacks {missing}, needed by {library}.{class_name}")
 
 
 def _check_component(folder: Path, name: str) -> None:

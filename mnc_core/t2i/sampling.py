@@ -102,6 +102,18 @@ def _call_kwargs(spec: FamilySpec, config: SamplingConfig) -> dict:
     return kwargs
 
 
+def _batch_kwargs(spec: FamilySpec, n_prompts: int) -> dict:
+    """Per-batch call arguments.
+
+    KolorsPipeline (diffusers 0.42) leaves the negative pooled embedding unset when
+    `force_zeros_for_empty_prompt` meets `negative_prompt=None`, and then fails under
+    guidance; an explicit empty negative prompt per caption is what its docs pass.
+    """
+    if spec.name == "kolors":
+        return {"negative_prompt": [""] * n_prompts}
+    return {}
+
+
 def generate_images(
     pipe: DiffusionPipeline, captions: list[str], out_dir: Path, config: SamplingConfig
 ) -> list[Path]:
@@ -115,7 +127,12 @@ def generate_images(
     batches = [todo[s : s + config.batch_size] for s in range(0, len(todo), config.batch_size)]
     for batch in tqdm(batches, desc=f"sample {spec.name}", unit="batch", disable=not batches):
         generators = [torch.Generator().manual_seed(config.seed + i) for i in batch]
-        images = pipe([captions[i] for i in batch], generator=generators, **kwargs).images
+        images = pipe(
+            [captions[i] for i in batch],
+            generator=generators,
+            **kwargs,
+            **_batch_kwargs(spec, len(batch)),
+        ).images
         for i, image in zip(batch, images, strict=True):
             tmp = paths[i].with_name(f".{paths[i].name}.tmp")
             image.save(tmp, format="PNG")

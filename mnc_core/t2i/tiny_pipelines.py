@@ -3,18 +3,18 @@
 Tests and the demo cannot download weights, so each family's pipeline is built
 here with the same diffusers/transformers classes as the real one, only with
 very small block sizes, and with tokenizers built in code from a tiny
-character vocabulary. The pipeline is saved with `save_pretrained`
+character vocabulary. Kolors' `ChatGLMTokenizer` reads a SentencePiece model
+file, so a tiny one is trained here (`sentencepiece.SentencePieceTrainer`) on
+generated caption lines. The pipeline is saved with `save_pretrained`
 (safetensors) so that everything downstream goes through the real loading path
 (`mnc_core.t2i.pipelines.load_pipeline`).
-
-Kolors is not built: its tokenizer (diffusers' `ChatGLMTokenizer`) needs a
-SentencePiece model file and the `sentencepiece` package, which is not a
-project dependency and cannot be created offline without it.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import random
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +30,7 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     FluxPipeline,
     FluxTransformer2DModel,
+    KolorsPipeline,
     PixArtSigmaPipeline,
     PixArtTransformer2DModel,
     SanaPipeline,
@@ -40,6 +41,9 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
+from diffusers.pipelines.kolors import ChatGLMModel, ChatGLMTokenizer
+from diffusers.pipelines.kolors.text_encoder import ChatGLMConfig, RMSNorm
+from sentencepiece import SentencePieceTrainer
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
@@ -54,21 +58,26 @@ from transformers import (
 )
 
 from mnc_core.t2i.pipelines import load_pipeline
+from mnc_core.t2i.zoo import CATALOG_DIR
 
 log = logging.getLogger(__name__)
 
 #: Families a tiny pipeline can be built for (the order is the build priority).
-TINY_FAMILIES = ("sd15", "sdxl", "sd3", "flux", "sana", "pixart", "sd2-v")
-#: Families of the zoo that cannot be built offline, with the reason.
-UNBUILDABLE_FAMILIES = {
-    "kolors": "diffusers' ChatGLMTokenizer needs a SentencePiece model and the sentencepiece "
-    "package, which is not installed and cannot be built offline",
-}
+TINY_FAMILIES = ("sd15", "sdxl", "sd3", "flux", "sana", "pixart", "sd2-v", "kolors")
 #: Image side length the tiny pipelines are meant for (VAE downsamples by 2).
 TINY_RESOLUTION = 32
 
 _CHARS = string.ascii_lowercase + string.digits + ".,'-!?"
 _TEXT_MAX_LENGTH = 77
+#: Caption words the tiny SentencePiece model learns as whole pieces.
+_CAPTION_WORDS = (
+    "a", "an", "the", "of", "on", "in", "with", "and", "from", "to", "photo", "image",
+    "small", "large", "red", "green", "blue", "yellow", "white", "black", "orange", "purple",
+    "circle", "square", "triangle", "star", "stripes", "dots", "smooth", "gradient", "linear",
+    "radial", "sky", "ground", "sunset", "night", "day",
+)  # fmt: skip
+#: Sequence length of the tiny ChatGLM (KolorsPipeline accepts at most 256 tokens).
+_CHATGLM_SEQ_LENGTH = 256
 
 
 def char_clip_tokenizer(max_length: int = _TEXT_MAX_LENGTH) -> CLIPTokenizer:
@@ -94,6 +103,61 @@ def _gemma_tokenizer() -> GemmaTokenizer:
     tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "▁"] + list(_CHARS)
     vocab = {tok: i for i, tok in enumerate(tokens)}
     return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=_TEXT_MAX_LENGTH)
+
+
+def _sentencepiece_corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
+    """Caption-like lines: known words mixed with random character strings.
+
+    The random strings make every character of `_CHARS` a piece of its own, so
+    any caption tokenizes without <unk>; the known words become whole pieces.
+    """
+    rng = random.Random(seed)
+
+    def word() -> str:
+        if rng.random() < 0.6:
+            return rng.choice(_CAPTION_WORDS)
+        return "".join(rng.choice(_CHARS) for _ in range(rng.randint(1, 6)))
+
+    return [" ".join(word() for _ in range(rng.randint(3, 9))) for _ in range(n_lines)]
+
+
+def _chatglm_tokenizer(folder: Path, vocab_size: int = 128) -> ChatGLMTokenizer:
+    """diffusers' ChatGLMTokenizer on a tiny unigram SentencePiece model trained in code.
+
+    ChatGLM's ids: <unk> 0 (also its padding id), <s> 1, </s> 2. The model is
+    written as `folder/tokenizer.model`, the pipeline's tokenizer folder: the
+    tokenizer reads it when built and again when saved (`save_vocabulary`).
+    """
+    model = io.BytesIO()
+    SentencePieceTrainer.train(
+        sentence_iterator=iter(_sentencepiece_corpus()), model_writer=model,
+        vocab_size=vocab_size, hard_vocab_limit=False, model_type="unigram",
+        character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+        num_threads=1, minloglevel=2,
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    model_file = folder / ChatGLMTokenizer.vocab_files_names["vocab_file"]
+    model_file.write_bytes(model.getvalue())
+    return ChatGLMTokenizer(str(model_file))
+
+
+def _chatglm_encoder(vocab_size: int, hidden: int) -> ChatGLMModel:
+    """A tiny ChatGLM3 (multi-query attention, RMSNorm, rotary embeddings) with random weights.
+
+    `empty_init=False` initialises the linear layers; RMSNorm weights are created
+    with `torch.empty` even then, so they are set to one (an untrained norm).
+    """
+    config = ChatGLMConfig(
+        num_layers=2, padded_vocab_size=vocab_size, hidden_size=hidden, ffn_hidden_size=37,
+        kv_channels=8, num_attention_heads=4, seq_length=_CHATGLM_SEQ_LENGTH,
+        multi_query_attention=True, multi_query_group_num=2, add_qkv_bias=True,
+        original_rope=True, pad_token_id=0, eos_token_id=2,
+    )  # fmt: skip
+    encoder = ChatGLMModel(config, empty_init=False)
+    for module in encoder.modules():
+        if isinstance(module, RMSNorm):
+            torch.nn.init.ones_(module.weight)
+    return encoder
 
 
 def _clip_text_config(vocab_size: int, hidden: int = 32, projection: int = 32) -> CLIPTextConfig:
@@ -182,15 +246,19 @@ def _build_sd(prediction_type: str) -> DiffusionPipeline:
     )
 
 
-def _build_sd15() -> DiffusionPipeline:
+# Builders take the output folder for files a component reads from disk while
+# it exists (Kolors' SentencePiece model); the others do not need it.
+
+
+def _build_sd15(out_dir: Path) -> DiffusionPipeline:
     return _build_sd("epsilon")
 
 
-def _build_sd2_v() -> DiffusionPipeline:
+def _build_sd2_v(out_dir: Path) -> DiffusionPipeline:
     return _build_sd("v_prediction")
 
 
-def _build_sdxl() -> DiffusionPipeline:
+def _build_sdxl(out_dir: Path) -> DiffusionPipeline:
     tokenizer = char_clip_tokenizer()
     time_embed_dim = 8
     pooled_dim = 32
@@ -217,7 +285,37 @@ def _build_sdxl() -> DiffusionPipeline:
     )
 
 
-def _build_sd3() -> DiffusionPipeline:
+def _build_kolors(out_dir: Path) -> DiffusionPipeline:
+    """Kolors: an SDXL-type UNet whose text input is ChatGLM's hidden states.
+
+    As in Kolors' UNet config, `encoder_hid_proj` ("text_proj") maps the ChatGLM
+    width to the cross-attention width, and the "text_time" added embedding takes
+    ChatGLM's pooled state plus the six SDXL size/crop ids. The scheduler is
+    Kolors' own config from the catalog (Euler, 1100 steps, epsilon).
+    """
+    tokenizer = _chatglm_tokenizer(out_dir / "tokenizer")
+    hidden, time_embed_dim = 32, 8
+    unet = _sd_unet(
+        64,
+        use_linear_projection=True,
+        encoder_hid_dim=hidden,
+        encoder_hid_dim_type="text_proj",
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        projection_class_embeddings_input_dim=hidden + 6 * time_embed_dim,
+    )
+    scheduler_config = EulerDiscreteScheduler.load_config(CATALOG_DIR / "kolors" / "scheduler")
+    return KolorsPipeline(
+        vae=_vae(),
+        text_encoder=_chatglm_encoder(tokenizer.vocab_size, hidden),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler.from_config(scheduler_config),
+        force_zeros_for_empty_prompt=True,
+    )
+
+
+def _build_sd3(out_dir: Path) -> DiffusionPipeline:
     clip_tok = char_clip_tokenizer()
     t5_tok = _t5_tokenizer()
     transformer = SD3Transformer2DModel(
@@ -246,7 +344,7 @@ def _build_sd3() -> DiffusionPipeline:
     )
 
 
-def _build_flux() -> DiffusionPipeline:
+def _build_flux(out_dir: Path) -> DiffusionPipeline:
     clip_tok = char_clip_tokenizer()
     t5_tok = _t5_tokenizer()
     transformer = FluxTransformer2DModel(
@@ -271,7 +369,7 @@ def _build_flux() -> DiffusionPipeline:
     )
 
 
-def _build_sana() -> DiffusionPipeline:
+def _build_sana(out_dir: Path) -> DiffusionPipeline:
     tokenizer = _gemma_tokenizer()
     text_encoder = Gemma2Model(
         Gemma2Config(
@@ -333,7 +431,7 @@ def _build_sana() -> DiffusionPipeline:
     )
 
 
-def _build_pixart() -> DiffusionPipeline:
+def _build_pixart(out_dir: Path) -> DiffusionPipeline:
     tokenizer = _t5_tokenizer()
     transformer = PixArtTransformer2DModel(
         sample_size=TINY_RESOLUTION // 2,
@@ -361,7 +459,7 @@ def _build_pixart() -> DiffusionPipeline:
     )
 
 
-_BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
+_BUILDERS: dict[str, Callable[[Path], DiffusionPipeline]] = {
     "sd15": _build_sd15,
     "sd2-v": _build_sd2_v,
     "sdxl": _build_sdxl,
@@ -369,6 +467,7 @@ _BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "flux": _build_flux,
     "sana": _build_sana,
     "pixart": _build_pixart,
+    "kolors": _build_kolors,
 }
 
 
@@ -378,14 +477,12 @@ def build_tiny_pipeline(family: str, out_dir: Path, seed: int = 0) -> Path:
     The reload through `load_pipeline` proves the directory is complete; the
     saved directory is returned.
     """
-    if family in UNBUILDABLE_FAMILIES:
-        raise ValueError(f"cannot build a tiny {family!r} pipeline: {UNBUILDABLE_FAMILIES[family]}")
     if family not in _BUILDERS:
         raise ValueError(f"unknown family {family!r}; expected one of {TINY_FAMILIES}")
     torch.manual_seed(seed)
-    pipe = _BUILDERS[family]()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = _BUILDERS[family](out_dir)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     load_pipeline(out_dir, device="cpu", dtype=torch.float32)
     log.info("built tiny %s pipeline in %s", family, out_dir)

@@ -36,10 +36,6 @@ SDXL_TIME_IDS = 6
 CLIP_TOKENS = 77
 # FluxPipeline sets `default_sample_size = 128` in __init__ (not in any config).
 FLUX_DEFAULT_SAMPLE_SIZE = 128
-# Pipelines that diffusers exposes as a dummy object when an optional tokenizer
-# dependency is absent (KolorsPipeline needs sentencepiece for its tokenizer);
-# their module imports fine, and only the call signature is needed here.
-PIPELINE_MODULES = {"KolorsPipeline": "diffusers.pipelines.kolors.pipeline_kolors"}
 
 
 @dataclass(frozen=True)
@@ -124,18 +120,24 @@ def _call_default(pipeline_cls: type, method: str, name: str) -> Any:
 
 
 def pipeline_class(model: ZooModel) -> type:
-    """The diffusers pipeline class named in model_index.json (the real one, not a dummy)."""
-    import importlib
+    """The diffusers pipeline class named in model_index.json (the real one, not a dummy).
 
+    diffusers exposes a placeholder class when an optional dependency of a
+    pipeline is missing; its call signature has no defaults, so it is refused
+    instead of silently giving empty sampling defaults.
+    """
     import diffusers
+    from diffusers.utils import DummyObject
 
     name = model.pipeline_class
-    module = PIPELINE_MODULES.get(name)
-    source = importlib.import_module(module) if module else diffusers
-    cls = getattr(source, name, None)
+    cls = getattr(diffusers, name, None)
     if cls is None:
         raise ZooConfigError(
             f"{model.path / 'model_index.json'}: pipeline {name!r} is not in diffusers"
+        )
+    if isinstance(cls, DummyObject):
+        raise ZooConfigError(
+            f"{model.path / 'model_index.json'}: pipeline {name!r} needs {cls._backends} installed"
         )
     return cls
 
