@@ -76,6 +76,8 @@ _CAPTION_WORDS = (
     "circle", "square", "triangle", "star", "stripes", "dots", "smooth", "gradient", "linear",
     "radial", "sky", "ground", "sunset", "night", "day",
 )  # fmt: skip
+#: Characters the tiny SentencePiece model covers (ChatGLM keeps case, unlike CLIP).
+_SENTENCEPIECE_CHARS = _CHARS + string.ascii_uppercase
 #: Sequence length of the tiny ChatGLM (KolorsPipeline accepts at most 256 tokens).
 _CHATGLM_SEQ_LENGTH = 256
 
@@ -108,20 +110,21 @@ def _gemma_tokenizer() -> GemmaTokenizer:
 def _sentencepiece_corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
     """Caption-like lines: known words mixed with random character strings.
 
-    The random strings make every character of `_CHARS` a piece of its own, so
-    any caption tokenizes without <unk>; the known words become whole pieces.
+    The random strings make every character of `_SENTENCEPIECE_CHARS` a piece of
+    its own, so any caption made of them tokenizes without <unk>; the known words
+    become whole pieces.
     """
     rng = random.Random(seed)
 
     def word() -> str:
         if rng.random() < 0.6:
             return rng.choice(_CAPTION_WORDS)
-        return "".join(rng.choice(_CHARS) for _ in range(rng.randint(1, 6)))
+        return "".join(rng.choice(_SENTENCEPIECE_CHARS) for _ in range(rng.randint(1, 6)))
 
     return [" ".join(word() for _ in range(rng.randint(3, 9))) for _ in range(n_lines)]
 
 
-def _chatglm_tokenizer(folder: Path, vocab_size: int = 128) -> ChatGLMTokenizer:
+def _chatglm_tokenizer(folder: Path, vocab_size: int = 160) -> ChatGLMTokenizer:
     """diffusers' ChatGLMTokenizer on a tiny unigram SentencePiece model trained in code.
 
     ChatGLM's ids: <unk> 0 (also its padding id), <s> 1, </s> 2. The model is

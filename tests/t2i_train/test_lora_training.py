@@ -19,7 +19,7 @@ from mnc_core.t2i.lora_training import (
 from mnc_core.t2i.training_cache import CACHE_FINGERPRINT_FILE
 
 FAST_FAMILIES = ("sd15", "flux")
-SLOW_FAMILIES = ("sdxl", "sd3", "sana", "pixart", "sd2-v")
+SLOW_FAMILIES = ("sdxl", "sd3", "sana", "pixart", "sd2-v", "kolors")
 ALL_FAMILIES = [pytest.param(f) for f in FAST_FAMILIES] + [
     pytest.param(f, marks=pytest.mark.slow) for f in SLOW_FAMILIES
 ]

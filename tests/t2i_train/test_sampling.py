@@ -27,7 +27,10 @@ SAMPLE_CONFIG = SamplingConfig(num_inference_steps=2, batch_size=2, resolution=3
 FAMILIES = [
     pytest.param("sd15"),
     pytest.param("pixart"),  # no diffusers LoRA loader: the peft-injection path
-    *[pytest.param(f, marks=pytest.mark.slow) for f in ("flux", "sdxl", "sd3", "sana", "sd2-v")],
+    *[
+        pytest.param(f, marks=pytest.mark.slow)
+        for f in ("flux", "sdxl", "sd3", "sana", "sd2-v", "kolors")
+    ],
 ]
 
 
