@@ -8,6 +8,8 @@ RUN = $(UV) run --frozen
 DEMO_DIR ?= out/demo
 export NUMBA_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE = 1
+# Let Python keep .pyc files: without them every run re-compiles torch, pandas... (seconds).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: env demo test test-slow lint bench
 

@@ -20,6 +20,12 @@ probabilities on the fly: no memory blow-up on large unions).
 Reproducibility: set NUMBA_NUM_THREADS=1 before numba loads (the CLI and tests do);
 with several numba threads the walk-to-thread assignment, and so the walks, vary.
 Nodes without any edge get a zero vector (no walk can say anything about them).
+
+Compile cost across processes: pecanpy's module-level numba kernels (transition
+probabilities, alias sampling) are not declared `cache=True`; `enable_kernel_cache`
+turns numba's own on-disk cache on for them (numba's `Dispatcher.enable_caching`), so
+only the per-graph closures are compiled in a fresh process. That matters for
+`mnc rank`, which is one fold in a fresh process.
 """
 
 from __future__ import annotations
@@ -54,6 +60,28 @@ class Node2VecSettings:
     gamma: float = 0.0
 
 
+def enable_kernel_cache() -> int:
+    """Turn on numba's on-disk cache for pecanpy's module-level kernels; returns how many.
+
+    Idempotent. The cache lives where numba puts it (`__pycache__` beside pecanpy's
+    source, or NUMBA_CACHE_DIR) and is keyed by numba on source and signature, so it
+    can only be reused for the same code.
+    """
+    from numba.core.registry import CPUDispatcher
+    from pecanpy import pecanpy as walkers
+    from pecanpy.rw import dense_rw, sparse_rw
+
+    namespaces = [walkers, sparse_rw, dense_rw, sparse_rw.SparseRWGraph, dense_rw.DenseRWGraph]
+    count = 0
+    for namespace in namespaces:
+        for member in vars(namespace).values():
+            kernel = member.__func__ if isinstance(member, staticmethod) else member
+            if isinstance(kernel, CPUDispatcher):
+                kernel.enable_caching()
+                count += 1
+    return count
+
+
 def stable_hash(text: str) -> int:
     """Process-independent hash for gensim's vector seeding (Python's `hash` is salted)."""
     return zlib.crc32(text.encode("utf-8"))
@@ -73,6 +101,7 @@ def embed_graphs(
     if not graphs:
         return {}
     started = time.perf_counter()
+    enable_kernel_cache()
     union, members = _union_graph(graphs, settings, seed)
     union._preprocess_transition_probs()
     with warnings.catch_warnings():
