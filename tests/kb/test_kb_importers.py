@@ -385,3 +385,57 @@ def test_real_parc(tmp_path: Path) -> None:
     assert len(kb.edges) == len(kept)
     assert len(kb.datasets) == kept["Target Dataset"].nunique()
     assert len(kb.models) == len(kept.drop_duplicates(["Architecture", "Source Dataset"]))
+
+
+# ------------------------------------------------------------ TransferGraph score before (LogME)
+
+PROXIES = [
+    # model, target_dataset, metric, score
+    ("Org/Model-A", "glue/cola", "TransferabilityMethod.LOG_ME", -0.4),
+    ("Org/Model-A", "glue/cola", "TransferabilityMethod.LOG_ME", -0.2),  # repeated: averaged
+    ("Org/Model-A", "glue/cola", "TransferabilityMethod.REG_H_SCORE", 0.7),
+    ("org/model-b", "glue_cola", "TransferabilityMethod.LOG_ME", -0.5),  # alias label
+    ("org/model-b", "tweet_eval/irony", "TransferabilityMethod.LOG_ME", 0.1),  # no kept run
+    ("Org/NoMeta", "0.1", "TransferabilityMethod.LOG_ME", 0.3),  # junk dataset label
+    ("Org/NoMeta", "tweet_eval/irony", "TransferabilityMethod.LOG_ME", math.nan),
+]
+
+
+def write_proxies(folder: Path, rows=PROXIES) -> None:
+    pd.DataFrame(rows, columns=["model", "target_dataset", "metric", "score"]).to_csv(
+        folder / "transferability_score_records.csv"
+    )
+
+
+def _before(kb) -> dict:
+    known = kb.edges.dropna(subset=["score_before"])
+    return {(m, d): round(s, 6) for m, d, s in known[["model", "dataset", "score_before"]]
+            .itertuples(index=False, name=None)}
+
+
+def test_transfergraph_score_before_logme(tg_dir: Path) -> None:
+    write_proxies(tg_dir)
+    plain = import_transfergraph(tg_dir).kb
+    assert plain.edges["score_before"].isna().all()
+    result = import_transfergraph(tg_dir, score_before="logme")
+    a, b = slugify("Org/Model-A"), slugify("org/model-b")
+    cola = slugify("glue/cola")
+    assert _before(result.kb) == {(a, cola): -0.3, (b, cola): -0.5}
+    pd.testing.assert_frame_equal(
+        plain.edges.drop(columns="score_before"), result.kb.edges.drop(columns="score_before")
+    )
+    assert any("without a known dataset" in k for k in result.dropped)
+    assert any("without a kept fine-tuning run" in k for k in result.dropped)
+    assert result.kb.extra["score_before"] == "logme"
+    other = import_transfergraph(tg_dir, score_before="reg-h-score").kb
+    assert _before(other) == {(a, cola): 0.7}
+
+
+def test_transfergraph_score_before_errors(tg_dir: Path) -> None:
+    with pytest.raises(ImportInputError, match="score_before must be one of"):
+        import_transfergraph(tg_dir, score_before="leep")
+    with pytest.raises(ImportInputError, match="transferability_score_records.csv"):
+        import_transfergraph(tg_dir, score_before="logme")
+    write_proxies(tg_dir, [("Org/Model-A", "glue/cola", "TransferabilityMethod.LOG_ME", "x")])
+    with pytest.raises(ImportInputError, match="transferability_score_records.csv"):
+        import_transfergraph(tg_dir, score_before="logme")

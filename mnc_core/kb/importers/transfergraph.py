@@ -8,6 +8,9 @@ Written against the layout, not one folder (text or image experiments alike):
                                    numeric metadata (number_of_parameters, ...)
     target_dataset_features.csv    finetune_dataset, size, number_of_classes
     corr_domain_similarity_*.csv   square dataset x dataset distance matrix (optional)
+    transferability_score_records.csv  model, target_dataset, metric, score: cheap
+                                   proxies (LogME, Reg-H-Score) measured on the target
+                                   before fine-tuning (optional, read on request)
 
 Mapping (documented in docs/knowledge-base.md):
 - One fine-tuning method per KB (`peft`): `full` keeps runs with an empty
@@ -25,7 +28,12 @@ Mapping (documented in docs/knowledge-base.md):
   directions are averaged. Similarity labels are matched to dataset names
   exactly, else through an alias key (`glue_cola` ~ `glue/cola`); when two
   labels land on one dataset, the exact name wins, then the first in the file.
-- cost = train_runtime / 3600 (GPU hours); score_before is unknown (empty).
+- cost = train_runtime / 3600 (GPU hours).
+- score_before: empty by default; with `score_before="logme"` (or `"reg-h-score"`)
+  it is that transferability score of the pair, a proxy computed on the target
+  *before* any fine-tuning (the analogue of the score before fine-tuning, so
+  legitimately known for a new dataset). Repeated rows are averaged; rows of
+  datasets or models without a kept run are dropped and counted.
 """
 
 from __future__ import annotations
@@ -61,6 +69,11 @@ PEFT_LABELS = {"full": "", "lora": "lora"}
 SCORE_COLUMNS = ("eval_accuracy", "test_accuracy")
 MODEL_CATEGORICAL = {"architectures": "arch", "model_type": "type", "dataset": "source"}
 SECONDS_PER_HOUR = 3600.0
+TRANSFERABILITY_CSV = "transferability_score_records.csv"
+TRANSFERABILITY_METRICS = {
+    "logme": "TransferabilityMethod.LOG_ME",
+    "reg-h-score": "TransferabilityMethod.REG_H_SCORE",
+}
 
 
 def import_transfergraph(
@@ -69,17 +82,28 @@ def import_transfergraph(
     peft: str = "full",
     score_column: str = "eval_accuracy",
     similarity_file: str | None = None,
+    score_before: str | None = None,
 ) -> ImportResult:
-    """Read a TransferGraph folder into a `KnowledgeBase` (accuracy, higher is better)."""
+    """Read a TransferGraph folder into a `KnowledgeBase` (accuracy, higher is better).
+
+    `score_before` names a transferability score (`logme`, `reg-h-score`) to import
+    as the score before fine-tuning; None leaves it unknown.
+    """
     src = Path(src_dir)
     if not src.is_dir():
         raise ImportInputError(f"{src}: TransferGraph folder not found")
     if peft not in PEFT_LABELS:
         raise ImportInputError(f"peft must be one of {', '.join(PEFT_LABELS)}, got {peft!r}")
+    if score_before is not None and score_before not in TRANSFERABILITY_METRICS:
+        raise ImportInputError(
+            f"score_before must be one of {', '.join(TRANSFERABILITY_METRICS)}, "
+            f"got {score_before!r}"
+        )
     drops = DropCounter()
     targets = _target_table(src / TARGET_FEATURES_CSV, drops)
     runs = _kept_runs(src / RECORDS_CSV, score_column, peft, list(targets.index), drops)
     edges = average_duplicates(runs, ["model", "dataset"], drops, "(model, dataset)")
+    edges = _with_score_before(src, edges, score_before, list(targets.index), drops)
     model_names = sorted(edges["model"].unique())
     dataset_names = sorted(edges["dataset"].unique())
     model_slugs, dataset_slugs = slug_map(model_names), slug_map(dataset_names)
@@ -94,13 +118,14 @@ def import_transfergraph(
         model_features=_slug_index(model_features, model_slugs, "model"),
         dataset_features=_slug_index(dataset_features, dataset_slugs, "dataset"),
         dataset_distances=_slug_distances(distances, dataset_slugs),
-        description=_description(src, peft, score_column, sim_file),
+        description=_description(src, peft, score_column, sim_file, score_before),
         synthetic=False,
         extra={
             "importer": "transfergraph",
             "peft": peft,
             "score_column": score_column,
             "similarity_file": sim_file.name if sim_file else None,
+            "score_before": score_before,
             "dropped_rows": drops.as_dict(),
         },
         source=str(src),
@@ -200,6 +225,38 @@ def _cost_hours(records: pd.DataFrame, file: Path, drops: DropCounter) -> pd.Ser
     if negative.any():
         drops.counts["negative train_runtime ignored (cost left unknown)"] += int(negative.sum())
     return seconds.where(~negative) / SECONDS_PER_HOUR
+
+
+def _with_score_before(
+    src: Path,
+    edges: pd.DataFrame,
+    method: str | None,
+    datasets: list[str],
+    drops: DropCounter,
+) -> pd.DataFrame:
+    """Add `score_before`: the chosen transferability score of each kept pair (else NaN)."""
+    edges = edges.assign(score_before=np.nan)
+    if method is None:
+        return edges
+    file = src / TRANSFERABILITY_CSV
+    table = read_table(file, ("model", "target_dataset", "metric", "score"))
+    table = table[table["metric"].astype(str).str.strip() == TRANSFERABILITY_METRICS[method]]
+    score = numeric_column(table, "score", file)
+    names = _resolve(table["target_dataset"].astype(str).str.strip(), datasets)
+    proxies = pd.DataFrame(
+        {"model": table["model"].astype(str).str.strip(), "dataset": names, "proxy": score}
+    )
+    proxies = proxies[drops.drop(
+        names.isna() | ~np.isfinite(score),
+        f"{file.name}: {method} row without a known dataset or a finite score",
+    )]
+    proxies = proxies.groupby(["model", "dataset"], as_index=False)["proxy"].mean()
+    merged = edges.merge(proxies, on=["model", "dataset"], how="left", indicator=True)
+    unmatched = len(proxies) - int((merged["_merge"] == "both").sum())
+    if unmatched:
+        drops.counts[f"{file.name}: {method} pair without a kept fine-tuning run"] += unmatched
+    merged["score_before"] = merged["proxy"]
+    return merged.drop(columns=["proxy", "_merge"])
 
 
 def alias_key(name: str) -> str:
@@ -335,7 +392,7 @@ def _slug_edges(edges: pd.DataFrame, models: dict, datasets: dict) -> pd.DataFra
             "model": edges["model"].map(models),
             "dataset": edges["dataset"].map(datasets),
             "score": edges["score"],
-            "score_before": np.nan,
+            "score_before": edges["score_before"],
             "cost": edges["cost"],
         }
     )
@@ -355,7 +412,9 @@ def _slug_distances(distances: pd.DataFrame, datasets: dict) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _description(src: Path, peft: str, score_column: str, sim_file: Path | None) -> str:
+def _description(
+    src: Path, peft: str, score_column: str, sim_file: Path | None, score_before: str | None
+) -> str:
     distances = (
         f"dataset distances from {sim_file.name}"
         if sim_file
@@ -366,5 +425,11 @@ def _description(src: Path, peft: str, score_column: str, sim_file: Path | None)
         f"fine-tuning records, not text-to-image): {peft} fine-tuning runs, score = "
         f"{score_column} (higher is better), repeated runs averaged, cost = train_runtime "
         f"in GPU hours, {distances}; model features from {MODEL_CONFIG_CSV}, dataset "
-        f"features from {TARGET_FEATURES_CSV}. Original names in ids.csv."
+        f"features from {TARGET_FEATURES_CSV}. Original names in ids.csv. "
+        + (
+            f"score_before = {score_before} from {TRANSFERABILITY_CSV} (a proxy measured "
+            "before fine-tuning)."
+            if score_before
+            else "score_before unknown."
+        )
     )
