@@ -2,6 +2,7 @@
 
     NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/engine_bench.py [--sparsity] [--no-real]
 
+The demo KB is the one `mnc demo-kb` writes (real zoo model features, synthetic scores).
 Speed (warm start excluded: imports and numba's first compile are paid by a warm-up
 before the clocks start; each timed run still compiles its own union graph):
   - leave-one-out on the demo KB, M&C only (32 folds: 32 Node2Vec+ embeddings, 32
@@ -34,7 +35,7 @@ from mnc_core.engine.graph import build_matching_graph  # noqa: E402
 from mnc_core.engine.inputs import BOTH  # noqa: E402
 from mnc_core.engine.predict import EngineSettings, rank_new_dataset  # noqa: E402
 from mnc_core.ids import slugify  # noqa: E402
-from mnc_core.kb.demo import make_demo_kb  # noqa: E402
+from mnc_core.kb.demo import make_zoo_demo_kb  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "benchmarks"
@@ -146,7 +147,7 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="skip TransferGraph and PARC")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%X")
-    kb = make_demo_kb()
+    kb = make_zoo_demo_kb()
     full = speed(kb, args.sparsity)
     quality_table("demo KB (synthetic, CLIP-FID-like)", full, kb.datasets)
     if not args.no_real:

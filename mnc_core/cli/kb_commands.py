@@ -76,17 +76,13 @@ def demo_kb(
     """
 
     def action() -> None:
-        from mnc_core.kb.demo import make_demo_kb
+        from mnc_core.kb.demo import ZOO_MODEL_IDS, make_demo_kb, make_zoo_demo_kb
         from mnc_core.kb.store import write_kb
 
-        model_features = None
-        if zoo_features and models == 10:
-            from mnc_core.t2i.model_features import model_feature_table
-
-            model_features = model_feature_table()
-        kb = make_demo_kb(
-            seed=seed, n_datasets=datasets, n_models=models, model_features=model_features
-        )
+        if zoo_features and models == len(ZOO_MODEL_IDS):
+            kb = make_zoo_demo_kb(seed=seed, n_datasets=datasets)
+        else:
+            kb = make_demo_kb(seed=seed, n_datasets=datasets, n_models=models)
         write_kb(kb, out)
         _print_summary(kb, out)
 

@@ -165,6 +165,23 @@ def make_demo_kb(
     )
 
 
+
+def make_zoo_demo_kb(seed: int = 0, n_datasets: int = 32) -> KnowledgeBase:
+    """The demo KB as `mnc demo-kb` writes it: the paper's ten zoo models with their
+    REAL features computed from the catalog configs (`mnc zoo features`), synthetic scores.
+
+    Imports the text-to-image side (torch, diffusers) lazily: the first call counts
+    the zoo's FLOPs (about 20 s on 2 cores), later calls read its on-disk cache.
+    """
+    from mnc_core.t2i.model_features import model_feature_table
+
+    return make_demo_kb(
+        seed=seed,
+        n_datasets=n_datasets,
+        n_models=len(ZOO_MODEL_IDS),
+        model_features=model_feature_table(),
+    )
+
 def demo_model_ids(n_models: int) -> list[str]:
     """The paper's zoo ids for the default 10 models, generated ids otherwise."""
     if n_models == len(ZOO_MODEL_IDS):
