@@ -10,9 +10,11 @@ one ranker per fold and input variant is fitted.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -36,6 +38,9 @@ from mnc_core.engine.rankers import (
 from mnc_core.kb.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
+
+# Starting a worker process costs ~2 s (imports); a fit ~0.3-1 s.
+MIN_FITS_FOR_PROCESSES = 24
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,15 @@ def predict_folds(
     settings: EngineSettings | None = None,
     seed: int = 0,
     variants: Mapping[str, InputGroups] | None = None,
+    workers: int | None = None,
 ) -> dict[str, dict[str, RankPrediction]]:
-    """Predictions `{variant: {fold key: RankPrediction}}` for every fold and input variant."""
+    """Predictions `{variant: {fold key: RankPrediction}}` for every fold and input variant.
+
+    All folds share one Node2Vec+ run; the ranker fits, independent of each other,
+    are spread over `workers` processes (default: every core once there are at least
+    `MIN_FITS_FOR_PROCESSES` fits). Each fit is seeded on its own, so the predictions
+    do not depend on `workers`.
+    """
     settings = settings or EngineSettings()
     variants = dict(variants or {"mnc": BOTH})
     vectors: dict[str, pd.DataFrame] = {}
@@ -121,12 +133,17 @@ def predict_folds(
     if any(groups.graph for groups in variants.values()):
         graphs = {fold.key: fold_graph(kb, fold) for fold in folds}
         vectors = embed_graphs(graphs, settings.node2vec, seed)
+    jobs = [
+        (fold.key, fold_context(kb, fold, vectors.get(fold.key)), fold.target)
+        for fold in folds
+    ]
     out: dict[str, dict[str, RankPrediction]] = {name: {} for name in variants}
     every = max(8, len(folds) // 20)
-    for done, fold in enumerate(folds, start=1):
-        context = fold_context(kb, fold, vectors.get(fold.key))
-        for name, groups in variants.items():
-            out[name][fold.key] = fit_and_predict(context, fold.target, groups, settings, seed)
+    for done, (key, predictions) in enumerate(
+        _fit_all(jobs, variants, settings, seed, workers), start=1
+    ):
+        for name, prediction in predictions.items():
+            out[name][key] = prediction
         if done % every == 0 or done == len(folds):
             log.info(
                 "ranker fits: %d/%d folds done (%.1f s)",
@@ -135,6 +152,35 @@ def predict_folds(
                 time.perf_counter() - started,
             )
     return out
+
+
+def _fit_all(jobs, variants, settings, seed, workers):
+    """Yield `(fold key, {variant: prediction})` as fits finish, in processes if worth it."""
+    if workers is None:  # auto: processes only when the fits outweigh starting them
+        enough = len(jobs) * len(variants) >= MIN_FITS_FOR_PROCESSES
+        workers = (os.cpu_count() or 1) if enough else 1
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        for key, context, target in jobs:
+            yield key, _fit_fold(context, target, variants, settings, seed)
+        return
+    # spawn, not fork: the parent holds numba/gensim/CatBoost state that fork would copy.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    with pool:
+        pending = {
+            pool.submit(_fit_fold, context, target, variants, settings, seed): key
+            for key, context, target in jobs
+        }
+        for future in as_completed(pending):
+            yield pending[future], future.result()
+
+
+def _fit_fold(context, target, variants, settings, seed) -> dict[str, RankPrediction]:
+    """Every input variant's prediction for one fold (runs in a worker process)."""
+    return {
+        name: fit_and_predict(context, target, groups, settings, seed)
+        for name, groups in variants.items()
+    }
 
 
 def fit_and_predict(
@@ -170,7 +216,9 @@ def rank_new_dataset(
     # One fold: let CatBoost use every core (leave-one-out keeps one thread per fit).
     catboost = replace(settings.catboost, thread_count=os.cpu_count() or 1)
     fold = Fold(key="rank", target=dataset, known_edges=kb.edges)
-    prediction = predict_folds(kb, [fold], replace(settings, catboost=catboost), seed)
+    prediction = predict_folds(
+        kb, [fold], replace(settings, catboost=catboost), seed, workers=1
+    )
     prediction = prediction["mnc"]["rank"]
     known = fold.target_edges().set_index("model")["score"]
     table = prediction.table.copy()
