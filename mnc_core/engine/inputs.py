@@ -5,7 +5,11 @@ switchable (paper Table 4: features only, graph only, both):
 
 - model group: the KB's model features plus the model's *training* record, its mean
   normalised rank over the fold's training datasets (what the model has done on
-  the other datasets; never the target's edges);
+  the other datasets; never the target's edges); and, when the fold is given scores
+  *before* fine-tuning (`FoldContext.before_scores`, e.g. LogME imported as
+  `score_before`), the model's normalised rank by that score on the dataset
+  (`model:before_rank`, NaN where unknown): it is measured on the target before any
+  fine-tuning, so it is known for a new dataset;
 - dataset group: the KB's dataset features;
 - graph group: the edge representation, Hadamard product of the model's and the
   dataset's Node2Vec+ vectors (element-wise: one column per embedding dimension,
@@ -65,6 +69,21 @@ class FoldContext:
     distances: pd.DataFrame  # all dataset-dataset distances (known for new datasets too)
     higher_is_better: bool
     node_vectors: pd.DataFrame | None
+    # dataset x model scores before fine-tuning, every dataset (the target included:
+    # they are measured before fine-tuning); None or all-NaN = no such input
+    before_scores: pd.DataFrame | None = None
+
+    def has_before(self) -> bool:
+        """Whether the `model:before_rank` input exists (the same for every row of a fold)."""
+        return self.before_scores is not None and bool(self.before_scores.notna().any().any())
+
+    def before_rank(self, dataset: str) -> pd.Series:
+        """Normalised rank (0 = best) by the score before fine-tuning on `dataset`; NaN unknown."""
+        before = self.before_scores
+        if before is None or dataset not in before.index:
+            return pd.Series(np.nan, index=pd.Index(self.models))
+        ranks = normalised_ranks(before.loc[[dataset]], self.higher_is_better)
+        return ranks.iloc[0].reindex(self.models)
 
     def train_ranks(self) -> pd.DataFrame:
         """Normalised ranks (0 = best) on the training datasets."""
@@ -126,6 +145,8 @@ def pair_inputs(context: FoldContext, dataset: str, groups: InputGroups) -> pd.D
     if groups.model:
         features = context.model_features.loc[models].add_prefix("model:")
         features["model:overall_rank"] = context.overall_rank().loc[models].to_numpy()
+        if context.has_before():
+            features["model:before_rank"] = context.before_rank(dataset).to_numpy()
         parts.append(features)
     if groups.dataset:
         row = context.dataset_features.loc[[dataset]].add_prefix("dataset:")
@@ -204,4 +225,5 @@ def _without(context: FoldContext, dataset: str) -> FoldContext:
         distances=context.distances,
         higher_is_better=context.higher_is_better,
         node_vectors=context.node_vectors,
+        before_scores=context.before_scores,
     )
