@@ -83,3 +83,20 @@ def test_rank_classes_bucket_normalised_ranks():
     ranks = pd.Series([0.0, 0.26, 0.4, 0.74, 1.0])
     assert rank_classes(ranks, 5).tolist() == [0, 1, 2, 3, 4]
     assert rank_classes(ranks, 2).tolist() == [0, 0, 0, 1, 1]
+
+
+def test_before_input_does_not_leak_the_targets_fine_tuned_scores(small_kb, fast_settings):
+    from mnc_core.engine.predict import fit_and_predict
+
+    target = small_kb.datasets[0]
+    poisoned = small_kb.edges.copy()
+    rows = poisoned["dataset"] == target
+    poisoned.loc[rows, "score"] = 1000.0 - 10 * poisoned.loc[rows, "score"]
+    goodness = []
+    for edges in (small_kb.edges, poisoned):
+        kb = replace(small_kb, edges=edges)
+        context = _context(kb, target, with_before=True)
+        assert context.has_before()
+        prediction = fit_and_predict(context, target, FEATURES_ONLY, fast_settings, seed=0)
+        goodness.append(prediction.goodness)
+    pd.testing.assert_series_equal(goodness[0], goodness[1])
