@@ -8,14 +8,19 @@ is the "before fine-tuning" score used by the Initial baseline.
 Each image `i` is drawn with its own generator seeded by (seed + i), so a batch
 size change or an interrupted run that is restarted gives the same images; PNGs
 are written under a temporary name and renamed, and existing ones are skipped.
+Skipping is only safe for images of the same origin: `samples.json` records a
+fingerprint of what drew them (the LoRA weights' hash or the base pipeline, seed,
+steps, guidance, resolution); a folder drawn from anything else is refused with
+`SamplesMismatchError`, never overwritten or deleted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -114,12 +119,54 @@ def _batch_kwargs(spec: FamilySpec, n_prompts: int) -> dict:
     return {}
 
 
-def generate_images(
-    pipe: DiffusionPipeline, captions: list[str], out_dir: Path, config: SamplingConfig
-) -> list[Path]:
-    """One PNG per caption in `out_dir` (`00000.png`, ...), plus metadata.jsonl."""
-    out_dir = Path(out_dir)
+SAMPLES_STAMP_FILE = "samples.json"
+
+
+class SamplesMismatchError(ValueError):
+    """A samples folder holds images drawn from another LoRA, pipeline or setting."""
+
+
+def samples_fingerprint(source: str, config: SamplingConfig) -> str:
+    """What decides the pixels: the source and the settings (not batch size or count)."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "max_images")}
+    text = json.dumps({"source": source, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _claim_samples_dir(out_dir: Path, fingerprint: str) -> None:
+    """Create `out_dir` for `fingerprint`, or refuse one filled from something else."""
+    stamp = out_dir / SAMPLES_STAMP_FILE
+    if stamp.is_file():
+        recorded = json.loads(stamp.read_text()).get("fingerprint")
+        if recorded != fingerprint:
+            raise SamplesMismatchError(
+                f"{out_dir} holds samples drawn from another LoRA/pipeline or settings "
+                f"(fingerprint {recorded} != {fingerprint}); move it away to resample"
+            )
+        return
+    if out_dir.is_dir() and any(out_dir.glob("*.png")):
+        raise SamplesMismatchError(
+            f"{out_dir} holds PNGs without {SAMPLES_STAMP_FILE}: their origin is unknown; "
+            "move them away to resample"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+
+
+def generate_images(
+    pipe: DiffusionPipeline,
+    captions: list[str],
+    out_dir: Path,
+    config: SamplingConfig,
+    source: str = "",
+) -> list[Path]:
+    """One PNG per caption in `out_dir` (`00000.png`, ...), plus metadata.jsonl.
+
+    `source` names what draws the images (e.g. the LoRA weights' hash); images
+    already in `out_dir` are reused only if they came from the same source and settings.
+    """
+    out_dir = Path(out_dir)
+    _claim_samples_dir(out_dir, samples_fingerprint(source, config))
     spec = family_of(pipe)
     kwargs = _call_kwargs(spec, config)
     paths = [out_dir / f"{i:05d}.png" for i in range(len(captions))]
@@ -173,7 +220,16 @@ def sample_validation(
         raise ValueError(f"dataset {dataset.root} has no validation captions to sample")
     pipe = load_lora_pipeline(layout.model_dir(model), lora_dir, device=device, dtype=dtype)
     log.info("sampling %d %s images of %s on %s", len(captions), variant, model, dataset_id)
-    return generate_images(pipe, captions, out_dir, config)
+    return generate_images(pipe, captions, out_dir, config, _source(layout, model, lora_dir))
+
+
+def _source(layout: DataLayout, model: str, lora_dir: Path | None) -> str:
+    """The sample origin: the LoRA weights' hash, or the base pipeline's index."""
+    if lora_dir is None:
+        index = (layout.model_dir(model) / "model_index.json").read_bytes()
+        return f"base:{model}:{hashlib.sha256(index).hexdigest()}"
+    weights = (Path(lora_dir) / LORA_WEIGHTS_FILE).read_bytes()
+    return f"lora:{hashlib.sha256(weights).hexdigest()}"
 
 
 def score_samples(

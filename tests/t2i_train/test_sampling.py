@@ -15,6 +15,7 @@ from mnc_core.t2i.datasets import METADATA_FILE
 from mnc_core.t2i.lora_families import LORA_WEIGHTS_FILE
 from mnc_core.t2i.lora_training import LoraTrainConfig, train_lora
 from mnc_core.t2i.sampling import (
+    SamplesMismatchError,
     SamplingConfig,
     generate_images,
     load_lora_pipeline,
@@ -91,6 +92,24 @@ def test_samples_are_seeded_per_image_and_not_regenerated(tiny_pipeline_dir, tmp
     again = generate_images(pipe, captions, tmp_path / "a", SAMPLE_CONFIG)
     assert [again[0].stat().st_mtime_ns, again[2].stat().st_mtime_ns] == [stamps[0], stamps[2]]
     assert np.abs(pixels(again[1]) - pixels(second[1])).max() <= 1
+
+
+def test_samples_from_another_source_are_refused_not_overwritten(tiny_pipeline_dir, tmp_path):
+    pipe = load_lora_pipeline(tiny_pipeline_dir("sd15"), None)
+    out = tmp_path / "s"
+    first = generate_images(pipe, ["a red circle"], out, SAMPLE_CONFIG, source="lora:aaa")
+    stamp = first[0].stat().st_mtime_ns
+    with pytest.raises(SamplesMismatchError, match="another LoRA"):
+        generate_images(pipe, ["a red circle"], out, SAMPLE_CONFIG, source="lora:bbb")
+    other_seed = SamplingConfig(num_inference_steps=2, batch_size=1, resolution=32, seed=99)
+    with pytest.raises(SamplesMismatchError):
+        generate_images(pipe, ["a red circle"], out, other_seed, source="lora:aaa")
+    assert first[0].stat().st_mtime_ns == stamp
+    unknown = tmp_path / "legacy"
+    unknown.mkdir()
+    (unknown / "00000.png").write_bytes(first[0].read_bytes())
+    with pytest.raises(SamplesMismatchError, match="origin is unknown"):
+        generate_images(pipe, ["a red circle"], unknown, SAMPLE_CONFIG)
 
 
 def test_bad_sampling_requests_fail_clearly(
