@@ -28,6 +28,13 @@ class PeftMethod(StrEnum):
     lora = "lora"
 
 
+class ScoreBefore(StrEnum):
+    """Which cheap transferability score becomes TransferGraph's score before fine-tuning."""
+
+    logme = "logme"
+    reg_h_score = "reg-h-score"
+
+
 class ScoreColumn(StrEnum):
     """Which TransferGraph accuracy column becomes the score."""
 
@@ -100,6 +107,13 @@ def import_transfergraph(
         str | None,
         typer.Option(help="Similarity file name in SRC_DIR (default: the only one present)."),
     ] = None,
+    score_before: Annotated[
+        ScoreBefore | None,
+        typer.Option(
+            help="Import this transferability score (transferability_score_records.csv) "
+            "as the score before fine-tuning (default: none)."
+        ),
+    ] = None,
 ) -> None:
     """Import TransferGraph fine-tuning records (accuracy, higher is better)."""
 
@@ -108,7 +122,11 @@ def import_transfergraph(
         from mnc_core.kb.store import write_kb
 
         result = run_import(
-            src_dir, peft=peft.value, score_column=score.value, similarity_file=similarity
+            src_dir,
+            peft=peft.value,
+            score_column=score.value,
+            similarity_file=similarity,
+            score_before=score_before.value if score_before else None,
         )
         write_kb(result.kb, out)
         _print_summary(result.kb, out, result.dropped)

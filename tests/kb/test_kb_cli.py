@@ -112,6 +112,23 @@ def test_import_transfergraph_command_and_bad_flag(app: typer.Typer, tmp_path: P
     assert "records.csv: no score column 'test_accuracy'" in bad.output
     assert sorted(p.name for p in out.iterdir()) == before
     assert read_kb(out).metric == "eval_accuracy"
+    pd.DataFrame(
+        {
+            "model": ["org/a", "org/b"],
+            "target_dataset": ["glue/cola", "glue/cola"],
+            "metric": ["TransferabilityMethod.LOG_ME", "TransferabilityMethod.REG_H_SCORE"],
+            "score": [-0.25, 0.5],
+        }
+    ).to_csv(folder / "transferability_score_records.csv", index=False)
+    with_logme = tmp_path / "kb-logme"
+    result = runner.invoke(
+        app,
+        ["import", "transfergraph", str(folder), "--out", str(with_logme), "--score-before",
+         "logme"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    before_scores = read_kb(with_logme).edges.set_index("model")["score_before"]
+    assert before_scores["org--a"] == -0.25 and pd.isna(before_scores["org--b"])
 
 
 def test_command_module_imports_no_heavy_libraries() -> None:
