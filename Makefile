@@ -33,3 +33,10 @@ test-slow: env
 
 lint: env
 	$(RUN) ruff check .
+
+# Every figure in the README (about 25 minutes on 2 cores; the sweep is most of it).
+bench: env
+	$(RUN) python benchmarks/engine_bench.py --sparsity
+	$(RUN) python benchmarks/engine_tg_quality.py --json benchmarks/results/engine_tg_quality.json
+	$(RUN) python benchmarks/zoo_table2.py
+	$(RUN) python benchmarks/t2i_train_bench.py --quick --out benchmarks/results/t2i_train_bench_quick_cpu.json
