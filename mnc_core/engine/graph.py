@@ -85,30 +85,30 @@ def build_matching_graph(
     graph = nx.Graph()
     graph.add_nodes_from((node_name("model", m), {"kind": "model", "id": m}) for m in models)
     graph.add_nodes_from((node_name("dataset", d), {"kind": "dataset", "id": d}) for d in datasets)
-    model_weights = score_similarity(edges, higher_is_better)
-    for (model, dataset, score), weight in zip(
-        edges[["model", "dataset", "score"]].itertuples(index=False, name=None),
-        model_weights,
-        strict=True,
-    ):
-        graph.add_edge(
-            node_name("model", model),
-            node_name("dataset", dataset),
-            kind="score",
-            value=float(score),
-            weight=float(weight),
-        )
-    distance_weights = distance_similarity(distances["distance"])
-    for (a, b, distance), weight in zip(
-        distances[["dataset_a", "dataset_b", "distance"]].itertuples(index=False, name=None),
-        distance_weights,
-        strict=True,
-    ):
-        graph.add_edge(
-            node_name("dataset", a),
-            node_name("dataset", b),
-            kind="distance",
-            value=float(distance),
-            weight=float(weight),
-        )
+    _add_edges(
+        graph,
+        edges[["model", "dataset", "score"]],
+        score_similarity(edges, higher_is_better),
+        ("model", "dataset"),
+        kind="score",
+    )
+    _add_edges(
+        graph,
+        distances[["dataset_a", "dataset_b", "distance"]],
+        distance_similarity(distances["distance"]),
+        ("dataset", "dataset"),
+        kind="distance",
+    )
     return graph
+
+
+def _add_edges(graph: nx.Graph, rows: pd.DataFrame, weights, ends: tuple[str, str], kind: str):
+    """One edge per row `(a, b, value)`: node kinds `ends`, raw `value`, positive `weight`."""
+    for (a, b, value), weight in zip(rows.itertuples(index=False, name=None), weights, strict=True):
+        graph.add_edge(
+            node_name(ends[0], a),
+            node_name(ends[1], b),
+            kind=kind,
+            value=float(value),
+            weight=float(weight),
+        )
