@@ -20,7 +20,6 @@ import csv
 import json
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -79,13 +78,11 @@ def evaluate(seed: int = 0) -> dict:
     reference = overall_best_model(kb.score_matrix(), kb.higher_is_better)
     folds = [Fold(key=t, target=t, known_edges=kb.edges) for t in targets]
     vectors = embed_graphs({f.key: fold_graph(kb, f) for f in folds}, settings.node2vec, seed)
-    before = kb.edges.pivot(index="dataset", columns="model", values="score_before")
     rows: dict[str, dict[str, dict]] = {m: {} for m in METHODS}
     for fold in folds:
         truth = fold.target_edges().set_index("model")["score"]
         plain = fold_context(kb, fold, vectors[fold.key])
-        plain = replace(plain, before_scores=None)
-        with_logme = replace(plain, before_scores=before)
+        with_logme = fold_context(kb, fold, vectors[fold.key], use_score_before=True)
         goodness = {
             "mnc": fit_and_predict(plain, fold.target, BOTH, settings, seed).goodness,
             "mnc+logme": fit_and_predict(with_logme, fold.target, BOTH, settings, seed).goodness,

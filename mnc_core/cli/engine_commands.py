@@ -47,7 +47,9 @@ def _run_or_exit(action: Callable[[], None]) -> None:
         raise typer.Exit(code=USAGE_ERROR) from None
 
 
-def _settings(ranker: str, walks: int | None, iterations: int | None):
+def _settings(
+    ranker: str, walks: int | None, iterations: int | None, use_score_before: bool = False
+):
     from dataclasses import replace
 
     from mnc_core.engine.predict import EngineSettings
@@ -55,7 +57,7 @@ def _settings(ranker: str, walks: int | None, iterations: int | None):
 
     if ranker not in RANKERS:
         raise ValueError(f"unknown ranker {ranker!r}; choose one of {', '.join(RANKERS)}")
-    settings = EngineSettings(ranker=ranker)
+    settings = EngineSettings(ranker=ranker, use_score_before=use_score_before)
     if walks is not None:
         settings = replace(settings, node2vec=replace(settings.node2vec, num_walks=walks))
     if iterations is not None:
@@ -80,6 +82,12 @@ def evaluate(
     ] = None,
     walks: Annotated[int | None, typer.Option(min=1, help="Node2Vec+ walks per node.")] = None,
     iterations: Annotated[int | None, typer.Option(min=1, help="CatBoost iterations.")] = None,
+    use_score_before: Annotated[
+        bool,
+        typer.Option(
+            help="Also feed the target's scores before fine-tuning (KB score_before) to M&C."
+        ),
+    ] = False,
 ) -> None:
     """Evaluate M&C and the baselines (leave-one-dataset-out or sparsity sweep)."""
 
@@ -89,7 +97,7 @@ def evaluate(
 
         started = time.perf_counter()
         knowledge = read_kb(kb)
-        settings = _settings(ranker, walks, iterations)
+        settings = _settings(ranker, walks, iterations, use_score_before)
         chosen = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
         if protocol is Protocol.loo:
             result = protocols.leave_one_out(knowledge, settings, seed, chosen)
@@ -103,6 +111,7 @@ def evaluate(
             "kb": str(kb),
             "ranker": ranker,
             "seed": seed,
+            "use_score_before": use_score_before,
             "targets": chosen,
             **result,
         }

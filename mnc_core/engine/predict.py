@@ -50,6 +50,10 @@ class EngineSettings:
     ranker: str = DEFAULT_RANKER
     node2vec: Node2VecSettings = field(default_factory=Node2VecSettings)
     catboost: CatBoostSettings = field(default_factory=CatBoostSettings)
+    # Feed the target's scores before fine-tuning (KB column `score_before`, e.g. the
+    # base model's CLIP-FID, or LogME) to the ranker. Off by default: the paper's M&C
+    # does not use them, and a brand-new dataset has none unless they were measured.
+    use_score_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,13 @@ def split_distinct_columns(features: pd.DataFrame) -> pd.DataFrame:
     return features[keep]
 
 
-def fold_context(kb: KnowledgeBase, fold: Fold, vectors: pd.DataFrame | None) -> FoldContext:
-    """What the fold's ranker may see."""
+def fold_context(
+    kb: KnowledgeBase,
+    fold: Fold,
+    vectors: pd.DataFrame | None,
+    use_score_before: bool = False,
+) -> FoldContext:
+    """What the fold's ranker may see (scores before fine-tuning only if asked)."""
     train = fold.training_edges()
     scores = train.pivot(index="dataset", columns="model", values="score")
     scores = scores.reindex(columns=kb.models)
@@ -108,6 +117,11 @@ def fold_context(kb: KnowledgeBase, fold: Fold, vectors: pd.DataFrame | None) ->
         distances=kb.dataset_distances,
         higher_is_better=kb.higher_is_better,
         node_vectors=vectors,
+        before_scores=(
+            fold.known_edges.pivot(index="dataset", columns="model", values="score_before")
+            if use_score_before
+            else None
+        ),
     )
 
 
@@ -134,7 +148,11 @@ def predict_folds(
         graphs = {fold.key: fold_graph(kb, fold) for fold in folds}
         vectors = embed_graphs(graphs, settings.node2vec, seed)
     jobs = [
-        (fold.key, fold_context(kb, fold, vectors.get(fold.key)), fold.target)
+        (
+            fold.key,
+            fold_context(kb, fold, vectors.get(fold.key), settings.use_score_before),
+            fold.target,
+        )
         for fold in folds
     ]
     out: dict[str, dict[str, RankPrediction]] = {name: {} for name in variants}
