@@ -3,7 +3,8 @@
 #   make test   - create/refresh the environment, then run the default tests
 # Everything runs inside .venv, created and synced from uv.lock by `uv sync`.
 
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv on PATH, else uv as a Python package (`python3 -m uv`), installed from PyPI if missing.
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN = $(UV) run --frozen
 DEMO_DIR ?= out/demo
 export NUMBA_NUM_THREADS ?= 1
@@ -13,11 +14,10 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: env demo test test-slow lint bench
 
-# uv itself is the only thing installed outside .venv (pip --user, from PyPI).
-$(UV):
-	python3 -m pip install --user --quiet uv
-
-env: $(UV)
+# uv itself is the only thing installed outside .venv (pip, from PyPI).
+env:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --user --quiet uv
 	$(UV) sync --frozen
 
 demo: env
