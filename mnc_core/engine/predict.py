@@ -98,22 +98,32 @@ def split_distinct_columns(features: pd.DataFrame) -> pd.DataFrame:
     return features[keep]
 
 
+def fold_train_scores(kb: KnowledgeBase, fold: Fold) -> pd.DataFrame:
+    """The fold's known scores as training dataset x model (the target's row absent)."""
+    scores = fold.training_edges().pivot(index="dataset", columns="model", values="score")
+    scores = scores.reindex(columns=kb.models)
+    return scores.loc[[d for d in kb.datasets if d in scores.index]]
+
+
 def fold_context(
     kb: KnowledgeBase,
     fold: Fold,
     vectors: pd.DataFrame | None,
     use_score_before: bool = False,
+    model_features: pd.DataFrame | None = None,
 ) -> FoldContext:
-    """What the fold's ranker may see (scores before fine-tuning only if asked)."""
-    train = fold.training_edges()
-    scores = train.pivot(index="dataset", columns="model", values="score")
-    scores = scores.reindex(columns=kb.models)
-    scores = scores.loc[[d for d in kb.datasets if d in scores.index]]
+    """What the fold's ranker may see (scores before fine-tuning only if asked).
+
+    `model_features`: `split_distinct_columns(kb.model_features)` when a caller
+    building many folds has it already; computed here otherwise.
+    """
+    if model_features is None:
+        model_features = split_distinct_columns(kb.model_features)
     return FoldContext(
         models=kb.models,
-        model_features=split_distinct_columns(kb.model_features),
+        model_features=model_features,
         dataset_features=kb.dataset_features,
-        train_scores=scores,
+        train_scores=fold_train_scores(kb, fold),
         distances=kb.dataset_distances,
         higher_is_better=kb.higher_is_better,
         node_vectors=vectors,
@@ -147,10 +157,13 @@ def predict_folds(
     if any(groups.graph for groups in variants.values()):
         graphs = {fold.key: fold_graph(kb, fold) for fold in folds}
         vectors = embed_graphs(graphs, settings.node2vec, seed)
+    model_features = split_distinct_columns(kb.model_features)  # same for every fold
     jobs = [
         (
             fold.key,
-            fold_context(kb, fold, vectors.get(fold.key), settings.use_score_before),
+            fold_context(
+                kb, fold, vectors.get(fold.key), settings.use_score_before, model_features
+            ),
             fold.target,
         )
         for fold in folds

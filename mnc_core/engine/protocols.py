@@ -29,7 +29,7 @@ from mnc_core.engine.metrics import (
     mean_metrics,
     overall_best_model,
 )
-from mnc_core.engine.predict import EngineSettings, Fold, fold_context, predict_folds
+from mnc_core.engine.predict import EngineSettings, Fold, fold_train_scores, predict_folds
 from mnc_core.kb.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def _evaluate(
 
 def _baseline_rows(kb: KnowledgeBase, fold: Fold, score, seed: int) -> dict[str, MetricRow]:
     """Metric rows of every baseline on one fold."""
-    train_scores = fold_context(kb, fold, None).train_scores
+    train_scores = fold_train_scores(kb, fold)
     before = fold.target_edges().set_index("model")["score_before"]
     randoms = [
         score(baselines.random_goodness(kb.models, seed * 1000 + k))
