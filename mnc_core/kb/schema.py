@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 EDGE_COLUMNS = ("model", "dataset", "score", "score_before", "cost")
+AUX_EDGE_COLUMNS = ("model", "dataset", "recipe", "score")
 DISTANCE_COLUMNS = ("dataset_a", "dataset_b", "distance")
 ID_MAP_COLUMNS = ("kind", "id", "original")
 
@@ -31,6 +32,11 @@ class KnowledgeBase:
       dataset has a row, including datasets with no model edges yet.
     - `dataset_distances`: columns `DISTANCE_COLUMNS`, each unordered pair at
       most once, distance >= 0 and finite (e.g. FID between the two datasets).
+    - `aux_edges`: auxiliary results, columns `AUX_EDGE_COLUMNS`: the same models
+      on the same datasets fine-tuned with another *recipe* (e.g. `lora` when
+      `edges` hold full fine-tuning), same metric and direction, one row per
+      (model, dataset, recipe). The engine learns from them as extra training
+      tasks but never predicts them; empty when there are none.
     - `source`: where the results come from (a generator, a benchmark folder).
     - `id_map`: optional table `ID_MAP_COLUMNS` (kind `model` | `dataset`, slug
       id, original name) so users can map imported slugs back to their names.
@@ -47,6 +53,9 @@ class KnowledgeBase:
     extra: dict = field(default_factory=dict)
     source: str = ""
     id_map: pd.DataFrame | None = None
+    aux_edges: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(AUX_EDGE_COLUMNS))
+    )
 
     @property
     def models(self) -> list[str]:
@@ -63,3 +72,18 @@ class KnowledgeBase:
         return self.edges.pivot(index="dataset", columns="model", values="score").reindex(
             index=self.datasets, columns=self.models
         )
+
+    @property
+    def recipes(self) -> list[str]:
+        """The auxiliary recipes, sorted (empty when the KB has no auxiliary results)."""
+        return sorted(self.aux_edges["recipe"].unique())
+
+    def aux_score_matrices(self) -> dict[str, pd.DataFrame]:
+        """Per auxiliary recipe: its scores as a dataset x model table (NaN = unknown)."""
+        return {
+            recipe: rows.pivot(index="dataset", columns="model", values="score").reindex(
+                index=[d for d in self.datasets if d in set(rows["dataset"])],
+                columns=self.models,
+            )
+            for recipe, rows in self.aux_edges.groupby("recipe", sort=True)
+        }
