@@ -52,13 +52,26 @@ def _run_or_exit(action: Callable[[], None]) -> None:
         raise typer.Exit(code=USAGE_ERROR) from None
 
 
-def _print_summary(kb: KnowledgeBase, out: Path, dropped: dict[str, int] | None = None) -> None:
-    """One short report of what was written."""
+def _print_summary(
+    kb: KnowledgeBase,
+    out: Path,
+    dropped: dict[str, int] | None = None,
+    *,
+    auxiliary: bool = False,
+) -> None:
+    """One short report of what was written.
+
+    The auxiliary line appears when the KB has auxiliary edges or they were asked for
+    (`auxiliary`), so a request that found none says so instead of staying silent.
+    """
     typer.echo(
         f"wrote {out}: {len(kb.models)} models, {len(kb.datasets)} datasets, "
         f"{len(kb.edges)} model-dataset edges, {len(kb.dataset_distances)} dataset distances "
         f"(metric {kb.metric}, {'higher' if kb.higher_is_better else 'lower'} is better)"
     )
+    if auxiliary or not kb.aux_edges.empty:
+        recipes = f" (recipe {', '.join(kb.recipes)})" if kb.recipes else ""
+        typer.echo(f"  {len(kb.aux_edges)} auxiliary edges{recipes}")
     for reason, count in (dropped or {}).items():
         typer.echo(f"  dropped {count} row(s): {reason}")
 
@@ -114,6 +127,15 @@ def import_transfergraph(
             "as the score before fine-tuning (default: none)."
         ),
     ] = None,
+    auxiliary: Annotated[
+        bool,
+        typer.Option(
+            "--auxiliary/--no-auxiliary",
+            help="Also keep the other fine-tuning method's runs (lora for --peft full, full "
+            "for --peft lora) of the same models and datasets as auxiliary edges: extra "
+            "training tasks for the engine, never predicted. --no-auxiliary drops them.",
+        ),
+    ] = True,
 ) -> None:
     """Import TransferGraph fine-tuning records (accuracy, higher is better)."""
 
@@ -127,9 +149,10 @@ def import_transfergraph(
             score_column=score.value,
             similarity_file=similarity,
             score_before=score_before.value if score_before else None,
+            auxiliary=auxiliary,
         )
         write_kb(result.kb, out)
-        _print_summary(result.kb, out, result.dropped)
+        _print_summary(result.kb, out, result.dropped, auxiliary=auxiliary)
 
     _run_or_exit(action)
 

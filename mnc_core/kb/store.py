@@ -9,6 +9,8 @@ Layout (documented for users in `docs/knowledge-base.md`):
     dataset_features.csv    dataset, <numeric feature columns...> (zero columns allowed)
     dataset_distances.csv   dataset_a, dataset_b, distance (header only when unknown)
     ids.csv                 optional: kind, id, original (slug -> original name)
+    aux_edges.csv           optional: model, dataset, recipe, score (the same models and
+                            datasets fine-tuned with another recipe; absent = none)
 
 Everything is validated on read, so the engine can trust a `KnowledgeBase` it gets
 from `read_kb`; every problem raises `KnowledgeBaseError` naming the file and the
@@ -33,7 +35,13 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.ids import InvalidIdError, check_slug
-from mnc_core.kb.schema import DISTANCE_COLUMNS, EDGE_COLUMNS, ID_MAP_COLUMNS, KnowledgeBase
+from mnc_core.kb.schema import (
+    AUX_EDGE_COLUMNS,
+    DISTANCE_COLUMNS,
+    EDGE_COLUMNS,
+    ID_MAP_COLUMNS,
+    KnowledgeBase,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ MODEL_FEATURES_CSV = "model_features.csv"
 DATASET_FEATURES_CSV = "dataset_features.csv"
 DISTANCES_CSV = "dataset_distances.csv"
 IDS_CSV = "ids.csv"
+AUX_EDGES_CSV = "aux_edges.csv"
 REQUIRED_FILES = (KB_JSON, EDGES_CSV, MODEL_FEATURES_CSV, DATASET_FEATURES_CSV, DISTANCES_CSV)
 REQUIRED_EDGE_COLUMNS = ("model", "dataset", "score")
 OPTIONAL_EDGE_COLUMNS = ("score_before", "cost")
@@ -76,6 +85,11 @@ def read_kb(path: str | Path) -> KnowledgeBase:
     id_map = None
     if (folder / IDS_CSV).is_file():
         id_map = _read_id_map(folder / IDS_CSV, model_features.index, dataset_features.index)
+    aux_edges = pd.DataFrame(columns=list(AUX_EDGE_COLUMNS))
+    if (folder / AUX_EDGES_CSV).is_file():
+        aux_edges = _read_aux_edges(
+            folder / AUX_EDGES_CSV, set(model_features.index), set(dataset_features.index)
+        )
     return KnowledgeBase(
         edges=edges,
         metric=meta["metric"],
@@ -88,6 +102,7 @@ def read_kb(path: str | Path) -> KnowledgeBase:
         extra=meta.get("extra", {}),
         source=meta.get("source", ""),
         id_map=id_map,
+        aux_edges=aux_edges,
     )
 
 
@@ -273,6 +288,26 @@ def _read_edges(file: Path, models: set[str], datasets: set[str]) -> pd.DataFram
     return edges[list(EDGE_COLUMNS)]
 
 
+def _read_aux_edges(file: Path, models: set[str], datasets: set[str]) -> pd.DataFrame:
+    """Auxiliary results (another recipe): known ids, one row per triple, finite scores.
+
+    Optional file, so an old KB stays valid; a header without rows means no auxiliary
+    results (unlike edges.csv, which must not be empty).
+    """
+    table = _read_csv(file, AUX_EDGE_COLUMNS)
+    model_ids = _check_ids(file, table["model"], "model")
+    dataset_ids = _check_ids(file, table["dataset"], "dataset")
+    recipes = _check_ids(file, table["recipe"], "recipe")
+    _check_known(file, model_ids, models, "model", MODEL_FEATURES_CSV)
+    _check_known(file, dataset_ids, datasets, "dataset", DATASET_FEATURES_CSV)
+    triples = list(zip(model_ids, dataset_ids, recipes, strict=True))
+    _reject_duplicates(file, triples, "(model, dataset, recipe)")
+    score = _parse_numbers(file, table["score"], "score")
+    return pd.DataFrame(
+        {"model": model_ids, "dataset": dataset_ids, "recipe": recipes, "score": score}
+    )[list(AUX_EDGE_COLUMNS)]
+
+
 def _read_distances(file: Path, datasets: set[str]) -> pd.DataFrame:
     """Dataset-dataset distances: known ids, no self-pairs, each unordered pair once, >= 0."""
     table = _read_csv(file, DISTANCE_COLUMNS)
@@ -407,3 +442,7 @@ def _write_files(kb: KnowledgeBase, folder: Path) -> None:
     )
     if kb.id_map is not None:
         kb.id_map.reindex(columns=list(ID_MAP_COLUMNS)).to_csv(folder / IDS_CSV, index=False)
+    if not kb.aux_edges.empty:
+        kb.aux_edges.reindex(columns=list(AUX_EDGE_COLUMNS)).to_csv(
+            folder / AUX_EDGES_CSV, index=False
+        )

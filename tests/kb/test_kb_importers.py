@@ -106,7 +106,7 @@ def test_transfergraph_edges_ids_and_drops(tg_dir: Path) -> None:
     junk = [k for k in dropped if k.startswith("dataset label not in")]
     assert len(junk) == 1 and dropped[junk[0]] == 3 and "0.1" in junk[0]
     assert dropped["unknown peft_method label ('lor')"] == 1
-    assert dropped["runs of the other fine-tuning method (kept: full)"] == 2
+    assert "runs of the other fine-tuning method (kept: full)" not in dropped  # now aux edges
     assert dropped["run without a finite eval_accuracy"] == 1
     assert dropped["repeated runs of one (model, dataset) averaged into one edge"] == 1
 
@@ -409,8 +409,12 @@ def write_proxies(folder: Path, rows=PROXIES) -> None:
 
 def _before(kb) -> dict:
     known = kb.edges.dropna(subset=["score_before"])
-    return {(m, d): round(s, 6) for m, d, s in known[["model", "dataset", "score_before"]]
-            .itertuples(index=False, name=None)}
+    return {
+        (m, d): round(s, 6)
+        for m, d, s in known[["model", "dataset", "score_before"]].itertuples(
+            index=False, name=None
+        )
+    }
 
 
 def test_transfergraph_score_before_logme(tg_dir: Path) -> None:

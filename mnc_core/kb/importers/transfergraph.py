@@ -34,6 +34,10 @@ Mapping (documented in docs/knowledge-base.md):
   *before* any fine-tuning (the analogue of the score before fine-tuning, so
   legitimately known for a new dataset). Repeated rows are averaged; rows of
   datasets or models without a kept run are dropped and counted.
+- Auxiliary edges (on by default): the runs of the other method (`lora` for a
+  `full` KB and vice versa) become `aux_edges` with recipe = that method's name,
+  through the same filters and averaging, kept only for models and datasets of
+  the KB (the engine learns from them as extra tasks, never predicts them).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from mnc_core.kb.importers.common import (
     scaled_numbers,
     slug_map,
 )
-from mnc_core.kb.schema import DISTANCE_COLUMNS, KnowledgeBase
+from mnc_core.kb.schema import AUX_EDGE_COLUMNS, DISTANCE_COLUMNS, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +87,14 @@ def import_transfergraph(
     score_column: str = "eval_accuracy",
     similarity_file: str | None = None,
     score_before: str | None = None,
+    auxiliary: bool = True,
 ) -> ImportResult:
     """Read a TransferGraph folder into a `KnowledgeBase` (accuracy, higher is better).
 
     `score_before` names a transferability score (`logme`, `reg-h-score`) to import
-    as the score before fine-tuning; None leaves it unknown.
+    as the score before fine-tuning; None leaves it unknown. `auxiliary` keeps the
+    other method's runs of the same models and datasets as `aux_edges` (recipe =
+    that method); off, they are dropped and counted as before.
     """
     src = Path(src_dir)
     if not src.is_dir():
@@ -101,9 +108,13 @@ def import_transfergraph(
         )
     drops = DropCounter()
     targets = _target_table(src / TARGET_FEATURES_CSV, drops)
-    runs = _kept_runs(src / RECORDS_CSV, score_column, peft, list(targets.index), drops)
-    edges = average_duplicates(runs, ["model", "dataset"], drops, "(model, dataset)")
+    records = _records(src / RECORDS_CSV, score_column, peft, drops)
+    edges = _primary_edges(records, src / RECORDS_CSV, score_column, peft, targets, drops)
     edges = _with_score_before(src, edges, score_before, list(targets.index), drops)
+    recipe = _other_method(peft) if auxiliary else None
+    aux = _aux_edges(
+        records, src / RECORDS_CSV, score_column, (peft, recipe), targets, edges, drops
+    )
     model_names = sorted(edges["model"].unique())
     dataset_names = sorted(edges["dataset"].unique())
     model_slugs, dataset_slugs = slug_map(model_names), slug_map(dataset_names)
@@ -113,12 +124,14 @@ def import_transfergraph(
     distances = _distances(sim_file, dataset_names, drops) if sim_file else _no_distances()
     kb = KnowledgeBase(
         edges=_slug_edges(edges, model_slugs, dataset_slugs),
+        aux_edges=_slug_aux_edges(aux, model_slugs, dataset_slugs),
         metric=score_column,
         higher_is_better=True,
         model_features=_slug_index(model_features, model_slugs, "model"),
         dataset_features=_slug_index(dataset_features, dataset_slugs, "dataset"),
         dataset_distances=_slug_distances(distances, dataset_slugs),
-        description=_description(src, peft, score_column, sim_file, score_before),
+        description=_description(src, peft, score_column, sim_file, score_before)
+        + _aux_description(recipe, len(aux)),
         synthetic=False,
         extra={
             "importer": "transfergraph",
@@ -126,6 +139,7 @@ def import_transfergraph(
             "score_column": score_column,
             "similarity_file": sim_file.name if sim_file else None,
             "score_before": score_before,
+            "auxiliary": recipe,
             "dropped_rows": drops.as_dict(),
         },
         source=str(src),
@@ -148,10 +162,8 @@ def _target_table(file: Path, drops: DropCounter) -> pd.DataFrame:
     return table[keep].set_index("finetune_dataset")[["size", "number_of_classes"]]
 
 
-def _kept_runs(
-    file: Path, score_column: str, peft: str, datasets: list[str], drops: DropCounter
-) -> pd.DataFrame:
-    """Runs of the chosen method with a known dataset and a score (model, dataset, score, cost)."""
+def _records(file: Path, score_column: str, peft: str, drops: DropCounter) -> pd.DataFrame:
+    """records.csv runs with a model name and a known method (column `method`: full | lora)."""
     records = read_table(file, ("model", "finetuned_dataset"))
     if score_column not in records.columns:
         present = [c for c in records.columns if "accuracy" in str(c)] or ["none"]
@@ -160,59 +172,126 @@ def _kept_runs(
             f"{', '.join(present)}); choose one with --score"
         )
     records = records[drops.drop(records["model"].isna(), "run without a model name")]
-    records = records[_peft_mask(file, records, peft, drops)]
-    names = _resolve(records["finetuned_dataset"].astype(str).str.strip(), datasets)
-    junk = sorted(set(records["finetuned_dataset"].astype(str)[names.isna()]))
-    records = records[
-        drops.drop(
-            names.isna(),
-            f"dataset label not in {TARGET_FEATURES_CSV} ({', '.join(junk[:8])})",
-        )
-    ]
-    names = names[names.notna()]
-    score = numeric_column(records, score_column, file)
-    records, names, score = _drop_missing_scores(records, names, score, score_column, drops)
-    runs = pd.DataFrame(
-        {
-            "model": records["model"].astype(str).str.strip(),
-            "dataset": names,
-            "score": score,
-            "cost": _cost_hours(records, file, drops),
-        }
-    )
-    if runs.empty:
-        raise ImportInputError(
-            f"{file}: no run left after filtering (peft={peft}, score={score_column}); "
-            f"dropped: {drops.as_dict()}"
-        )
-    return runs.reset_index(drop=True)
+    method = _methods(file, records, peft, drops)
+    return records[method.notna()].assign(method=method[method.notna()])
 
 
-def _peft_mask(file: Path, records: pd.DataFrame, peft: str, drops: DropCounter) -> pd.Series:
-    """Keep-mask for the chosen fine-tuning method; unknown labels are dropped and counted."""
+def _methods(file: Path, records: pd.DataFrame, peft: str, drops: DropCounter) -> pd.Series:
+    """Each run's fine-tuning method; unknown labels become NaN and are dropped and counted."""
     if "peft_method" not in records.columns:
         if peft != "full":
             raise ImportInputError(
                 f"{file}: no peft_method column, so every run is full fine-tuning; use --peft full"
             )
-        return pd.Series(True, index=records.index)
+        return pd.Series("full", index=records.index)
     label = records["peft_method"].fillna("").astype(str).str.strip().str.lower()
     unknown = ~label.isin(list(PEFT_LABELS.values()))
     values = ", ".join(repr(v) for v in sorted(set(label[unknown])))
-    keep = drops.drop(unknown, f"unknown peft_method label ({values})")
-    other = keep & (label != PEFT_LABELS[peft])
-    drops.drop(other, f"runs of the other fine-tuning method (kept: {peft})")
-    return keep & ~other
+    drops.drop(unknown, f"unknown peft_method label ({values})")
+    return label.map({text: method for method, text in PEFT_LABELS.items()})
+
+
+def _other_method(peft: str) -> str:
+    """The method whose runs become auxiliary edges (full <-> lora)."""
+    return next(method for method in PEFT_LABELS if method != peft)
+
+
+def _primary_edges(
+    records: pd.DataFrame,
+    file: Path,
+    score_column: str,
+    peft: str,
+    targets: pd.DataFrame,
+    drops: DropCounter,
+) -> pd.DataFrame:
+    """The KB's edges: the chosen method's kept runs with their cost, repeated runs averaged."""
+    runs = _kept_runs(records, file, score_column, peft, list(targets.index), drops)
+    if runs.empty:
+        raise ImportInputError(
+            f"{file}: no run left after filtering (peft={peft}, score={score_column}); "
+            f"dropped: {drops.as_dict()}"
+        )
+    runs["cost"] = _cost_hours(records.loc[runs.index], file, drops)
+    runs = runs.reset_index(drop=True)
+    return average_duplicates(runs, ["model", "dataset"], drops, "(model, dataset)")
+
+
+def _aux_edges(
+    records: pd.DataFrame,
+    file: Path,
+    score_column: str,
+    methods: tuple[str, str | None],
+    targets: pd.DataFrame,
+    edges: pd.DataFrame,
+    drops: DropCounter,
+) -> pd.DataFrame:
+    """The other method's runs on the KB's models and datasets, averaged (recipe = method).
+
+    `methods` is (the KB's method, the auxiliary recipe); with the recipe None
+    (auxiliary off) the other method's runs are dropped and counted instead. Runs
+    go through the same filters as the KB's edges (against every target dataset, so
+    a real dataset without a kept primary run is not mistaken for a junk label),
+    then only the KB's models and datasets are kept: the engine has no features
+    for the others.
+    """
+    peft, recipe = methods
+    if recipe is None:
+        other = records["method"] != peft
+        drops.drop(other, f"runs of the other fine-tuning method (kept: {peft})")
+        return pd.DataFrame(columns=list(AUX_EDGE_COLUMNS))
+    what = f"auxiliary {recipe}"
+    runs = _kept_runs(records, file, score_column, recipe, list(targets.index), drops, what)
+    outside = ~runs["model"].isin(set(edges["model"])) | ~runs["dataset"].isin(
+        set(edges["dataset"])
+    )
+    reason = f"{what} run of a model or dataset without a kept {peft} run (not in the KB)"
+    runs = runs[drops.drop(outside, reason)].reset_index(drop=True)
+    runs = average_duplicates(runs, ["model", "dataset"], drops, f"{what} (model, dataset)")
+    return runs.assign(recipe=recipe)[list(AUX_EDGE_COLUMNS)]
+
+
+def _kept_runs(
+    records: pd.DataFrame,
+    file: Path,
+    score_column: str,
+    method: str,
+    datasets: list[str],
+    drops: DropCounter,
+    what: str = "",
+) -> pd.DataFrame:
+    """Runs of `method` with a known dataset and a finite score (model, dataset, score).
+
+    Shared by the KB's edges and the auxiliary ones; `what` prefixes the drop reasons
+    of auxiliary runs so the two are counted apart. The index is the records' rows, so
+    the caller can add columns (the primary edges' cost).
+    """
+    prefix = f"{what} " if what else ""
+    records = records[records["method"] == method]
+    names = _resolve(records["finetuned_dataset"].astype(str).str.strip(), datasets)
+    junk = sorted(set(records["finetuned_dataset"].astype(str)[names.isna()]))
+    records = records[
+        drops.drop(
+            names.isna(),
+            f"{prefix}dataset label not in {TARGET_FEATURES_CSV} ({', '.join(junk[:8])})",
+        )
+    ]
+    names = names[names.notna()]
+    score = numeric_column(records, score_column, file)
+    records, names, score = _drop_missing_scores(
+        records, names, score, f"{prefix}run without a finite {score_column}", drops
+    )
+    model = records["model"].astype(str).str.strip()
+    return pd.DataFrame({"model": model, "dataset": names, "score": score})
 
 
 def _drop_missing_scores(
     records: pd.DataFrame,
     names: pd.Series,
     score: pd.Series,
-    score_column: str,
+    reason: str,
     drops: DropCounter,
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    keep = drops.drop(~np.isfinite(score), f"run without a finite {score_column}")
+    keep = drops.drop(~np.isfinite(score), reason)
     return records[keep], names[keep], score[keep]
 
 
@@ -246,10 +325,12 @@ def _with_score_before(
     proxies = pd.DataFrame(
         {"model": table["model"].astype(str).str.strip(), "dataset": names, "proxy": score}
     )
-    proxies = proxies[drops.drop(
-        names.isna() | ~np.isfinite(score),
-        f"{file.name}: {method} row without a known dataset or a finite score",
-    )]
+    proxies = proxies[
+        drops.drop(
+            names.isna() | ~np.isfinite(score),
+            f"{file.name}: {method} row without a known dataset or a finite score",
+        )
+    ]
     proxies = proxies.groupby(["model", "dataset"], as_index=False)["proxy"].mean()
     merged = edges.merge(proxies, on=["model", "dataset"], how="left", indicator=True)
     unmatched = len(proxies) - int((merged["_merge"] == "both").sum())
@@ -399,6 +480,12 @@ def _slug_edges(edges: pd.DataFrame, models: dict, datasets: dict) -> pd.DataFra
     return out.sort_values(["dataset", "model"]).reset_index(drop=True)
 
 
+def _slug_aux_edges(aux: pd.DataFrame, models: dict, datasets: dict) -> pd.DataFrame:
+    """Auxiliary edges under the KB's slugs (their names are all in the KB by construction)."""
+    out = aux.assign(model=aux["model"].map(models), dataset=aux["dataset"].map(datasets))
+    return out.sort_values(["dataset", "model", "recipe"]).reset_index(drop=True)
+
+
 def _slug_index(features: pd.DataFrame, slugs: dict, name: str) -> pd.DataFrame:
     out = features.rename(index=slugs)
     out.index.name = name
@@ -432,4 +519,13 @@ def _description(
             if score_before
             else "score_before unknown."
         )
+    )
+
+
+def _aux_description(recipe: str | None, count: int) -> str:
+    if recipe is None:
+        return " No auxiliary edges (auxiliary off)."
+    return (
+        f" Auxiliary edges: {count} {recipe} fine-tuning results of the same models on the "
+        f"same datasets (recipe {recipe}, same score column, repeated runs averaged)."
     )
