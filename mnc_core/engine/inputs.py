@@ -5,7 +5,9 @@ switchable (paper Table 4: features only, graph only, both):
 
 - model group: the KB's model features plus the model's *training* record, its mean
   normalised rank over the fold's training datasets (what the model has done on
-  the other datasets; never the target's edges); and, when the fold is given scores
+  the other datasets; never the target's edges), and the same record per auxiliary
+  recipe of the KB (`model:overall_rank@lora`: its mean rank among the LoRA runs of
+  the training datasets); and, when the fold is given scores
   *before* fine-tuning (`FoldContext.before_scores`, e.g. LogME imported as
   `score_before`), the model's normalised rank by that score on the dataset
   (`model:before_rank`, NaN where unknown): it is measured on the target before any
@@ -18,6 +20,13 @@ switchable (paper Table 4: features only, graph only, both):
   the target's `NEIGHBOURS` nearest training datasets (weighted by similarity), and
   its rank on each of the `NEAREST_RANKS` nearest with that neighbour's similarity.
 
+Auxiliary results (`KnowledgeBase.aux_edges`: the same models fine-tuned on the
+same datasets with another recipe) are extra training *tasks*: each training
+(dataset, recipe) pair adds its models' rows, flagged by a `task:{recipe}` indicator
+column (0 on the KB's own recipe, and always 0 for the target). With few training
+datasets (9 per fold on TransferGraph) this doubles what the ranker sees of how
+model ranks move between datasets. The target's auxiliary results are never used.
+
 Targets: the model's rank on the dataset, normalised to [0, 1] (0 = best) among the
 models known on that dataset, and bucketed into `n_classes` rank classes
 `round(norm_rank * (n_classes - 1))`; `n_classes = min(most models on one dataset,
@@ -26,7 +35,8 @@ MAX_RANK_CLASSES)`. With 10 models known everywhere, class k is exactly rank k +
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -72,6 +82,8 @@ class FoldContext:
     # dataset x model scores before fine-tuning, every dataset (the target included:
     # they are measured before fine-tuning); None or all-NaN = no such input
     before_scores: pd.DataFrame | None = None
+    # per auxiliary recipe: training dataset x model scores (never the target's)
+    aux_scores: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def has_before(self) -> bool:
         """Whether the `model:before_rank` input exists (the same for every row of a fold)."""
@@ -89,10 +101,19 @@ class FoldContext:
         """Normalised ranks (0 = best) on the training datasets."""
         return normalised_ranks(self.train_scores, self.higher_is_better)
 
-    def overall_rank(self) -> pd.Series:
-        """Each model's mean normalised rank on the training datasets (0.5 if never seen)."""
-        ranks = mean_normalised_rank(self.train_scores, self.higher_is_better)
+    def overall_rank(self, recipe: str | None = None) -> pd.Series:
+        """Each model's mean normalised rank on the training datasets (0.5 if never seen).
+
+        `recipe`: over that auxiliary recipe's results instead of the KB's own.
+        """
+        scores = self.train_scores if recipe is None else self.aux_scores[recipe]
+        ranks = mean_normalised_rank(scores, self.higher_is_better)
         return ranks.reindex(self.models).fillna(UNKNOWN_RANK)
+
+    @property
+    def recipes(self) -> list[str]:
+        """The auxiliary recipes this fold learns from, sorted."""
+        return sorted(self.aux_scores)
 
 
 def neighbour_ranks(context: FoldContext, dataset: str) -> pd.DataFrame:
@@ -138,13 +159,27 @@ def _nearest_training(context: FoldContext, dataset: str) -> pd.Series:
     return similarity.sort_values(ascending=False).iloc[:NEIGHBOURS]
 
 
-def pair_inputs(context: FoldContext, dataset: str, groups: InputGroups) -> pd.DataFrame:
-    """Input rows (index = model) of every model of the zoo paired with `dataset`."""
+def pair_inputs(
+    context: FoldContext, dataset: str, groups: InputGroups, recipe: str | None = None
+) -> pd.DataFrame:
+    """Input rows (index = model) of every model of the zoo paired with `dataset`.
+
+    `recipe`: the rows describe that auxiliary task (training only); None = the KB's
+    own recipe, as for every prediction.
+    """
     parts: list[pd.DataFrame] = []
     models = context.models
+    if context.recipes:
+        parts.append(
+            pd.DataFrame(
+                {f"task:{r}": float(r == recipe) for r in context.recipes}, index=models
+            )
+        )
     if groups.model:
         features = context.model_features.loc[models].add_prefix("model:")
         features["model:overall_rank"] = context.overall_rank().loc[models].to_numpy()
+        for r in context.recipes:
+            features[f"model:overall_rank@{r}"] = context.overall_rank(r).loc[models].to_numpy()
         if context.has_before():
             features["model:before_rank"] = context.before_rank(dataset).to_numpy()
         parts.append(features)
@@ -188,42 +223,46 @@ def class_count(train_scores: pd.DataFrame) -> int:
 def training_set(
     context: FoldContext, groups: InputGroups, n_classes: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Inputs (rows grouped by dataset, contiguous) and targets of every known training pair.
+    """Inputs (rows grouped by task, contiguous) and targets of every known training pair.
 
-    Targets columns: `dataset` (the group), `norm_rank` (0 = best), `rank_class`.
-    Each training dataset is paired with its models as if it were the target, so its
-    neighbour rank excludes itself, like at prediction time.
+    A task is a training dataset under the KB's recipe, then under each auxiliary
+    recipe. Targets columns: `dataset` (the group: the dataset id, `dataset@recipe`
+    for auxiliary tasks), `norm_rank` (0 = best), `rank_class`. Each task is paired
+    with its models as if its dataset were the target: none of that dataset's
+    results (under any recipe) feed its rows' records, like at prediction time.
     """
-    ranks = context.train_ranks()
+    tasks = [(None, context.train_scores)]
+    tasks += [(r, context.aux_scores[r]) for r in context.recipes]
     inputs, targets = [], []
-    for dataset in context.train_scores.index:
-        known = ranks.loc[dataset].dropna()
-        if known.empty:
-            continue
-        rows = pair_inputs(_without(context, dataset), dataset, groups).loc[known.index]
-        inputs.append(rows)
-        targets.append(
-            pd.DataFrame(
-                {
-                    "dataset": dataset,
-                    "norm_rank": known.to_numpy(),
-                    "rank_class": rank_classes(known, n_classes).to_numpy(),
-                },
-                index=known.index,
+    for recipe, scores in tasks:
+        ranks = normalised_ranks(scores, context.higher_is_better)
+        for dataset in scores.index:
+            known = ranks.loc[dataset].dropna()
+            if known.empty:
+                continue
+            seen_as_target = _without(context, dataset)
+            rows = pair_inputs(seen_as_target, dataset, groups, recipe).loc[known.index]
+            inputs.append(rows)
+            targets.append(
+                pd.DataFrame(
+                    {
+                        "dataset": dataset if recipe is None else f"{dataset}@{recipe}",
+                        "norm_rank": known.to_numpy(),
+                        "rank_class": rank_classes(known, n_classes).to_numpy(),
+                    },
+                    index=known.index,
+                )
             )
-        )
     return pd.concat(inputs), pd.concat(targets)
 
 
 def _without(context: FoldContext, dataset: str) -> FoldContext:
-    """The context seen from a training dataset: its own row does not feed its record."""
-    return FoldContext(
-        models=context.models,
-        model_features=context.model_features,
-        dataset_features=context.dataset_features,
-        train_scores=context.train_scores.drop(index=dataset),
-        distances=context.distances,
-        higher_is_better=context.higher_is_better,
-        node_vectors=context.node_vectors,
-        before_scores=context.before_scores,
+    """The context seen from a training dataset: none of its results feed its records."""
+    return replace(
+        context,
+        train_scores=context.train_scores.drop(index=dataset, errors="ignore"),
+        aux_scores={
+            r: scores.drop(index=dataset, errors="ignore")
+            for r, scores in context.aux_scores.items()
+        },
     )

@@ -105,6 +105,18 @@ def fold_train_scores(kb: KnowledgeBase, fold: Fold) -> pd.DataFrame:
     return scores.loc[[d for d in kb.datasets if d in scores.index]]
 
 
+def fold_aux_scores(kb: KnowledgeBase, fold: Fold) -> dict[str, pd.DataFrame]:
+    """The fold's auxiliary scores per recipe, without any row of the target dataset.
+
+    The target's results under another recipe are measurements on the target: a
+    new dataset has none, so the fold must not see them.
+    """
+    return {
+        recipe: scores.drop(index=fold.target, errors="ignore")
+        for recipe, scores in kb.aux_score_matrices().items()
+    }
+
+
 def fold_context(
     kb: KnowledgeBase,
     fold: Fold,
@@ -132,6 +144,7 @@ def fold_context(
             if use_score_before
             else None
         ),
+        aux_scores=fold_aux_scores(kb, fold),
     )
 
 
