@@ -443,3 +443,17 @@ def test_transfergraph_score_before_errors(tg_dir: Path) -> None:
     write_proxies(tg_dir, [("Org/Model-A", "glue/cola", "TransferabilityMethod.LOG_ME", "x")])
     with pytest.raises(ImportInputError, match="transferability_score_records.csv"):
         import_transfergraph(tg_dir, score_before="logme")
+
+
+def test_transfergraph_bad_score_names_its_row_in_the_file(tg_dir: Path) -> None:
+    records = pd.read_csv(tg_dir / "records.csv")
+    full = records["peft_method"].isna() & records["finetuned_dataset"].isin(
+        set(TARGETS["finetune_dataset"])
+    )
+    bad = int(records.index[full][-1])  # rows before it are filtered out (LoRA, junk labels)
+    assert bad > int(full.sum())
+    records["eval_accuracy"] = records["eval_accuracy"].astype(object)
+    records.loc[bad, "eval_accuracy"] = "high"
+    records.to_csv(tg_dir / "records.csv", index=False)
+    with pytest.raises(ImportInputError, match=rf"records\.csv row {bad + 1}: column eval"):
+        import_transfergraph(tg_dir)

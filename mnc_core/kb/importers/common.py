@@ -80,13 +80,20 @@ def read_table(file: Path, required: Iterable[str], **options: object) -> pd.Dat
 
 
 def numeric_column(table: pd.DataFrame, column: str, file: Path) -> pd.Series:
-    """A column as floats; text that is not a number raises naming file, row and column."""
+    """A column as floats; text that is not a number raises naming file, row and column.
+
+    The row is the 1-based data row of the file: `table` may be a filtered slice of
+    what `read_table` returned, so an integer index label (read_csv's row number)
+    is used when there is one, else the position.
+    """
     values = pd.to_numeric(table[column], errors="coerce")
     bad = values.isna() & table[column].notna()
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        label = table.index[position]
+        row = int(label) if isinstance(label, (int, np.integer)) else position
         raise ImportInputError(
-            f"{file} row {row + 1}: column {column} value {table[column].iloc[row]!r} "
+            f"{file} row {row + 1}: column {column} value {table[column].iloc[position]!r} "
             "is not a number"
         )
     return values.astype(float)
