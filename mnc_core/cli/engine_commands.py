@@ -160,11 +160,14 @@ def rank(
         table = rank_new_dataset(knowledge, dataset, _settings(ranker, None, None), seed)
         typer.echo(f"{dataset}: predicted ranking ({knowledge.metric}, "
                    f"{'higher' if knowledge.higher_is_better else 'lower'} is better when known)")
-        typer.echo(f"{'rank':>4}  {'model':<40} {'goodness':>9} {'confidence':>10} {'known':>10}")
+        width = max([40, *map(len, table.index)])  # long model ids keep the columns aligned
+        typer.echo(
+            f"{'rank':>4}  {'model':<{width}} {'goodness':>9} {'confidence':>10} {'known':>10}"
+        )
         for model, row in table.iterrows():
             confidence = "n/a" if row.isna()["confidence"] else f"{row['confidence']:.2f}"
             known = "-" if row.isna()["known_score"] else f"{row['known_score']:.4g}"
-            typer.echo(f"{int(row['rank']):>4}  {model:<40} {row['goodness']:>9.3f} "
+            typer.echo(f"{int(row['rank']):>4}  {model:<{width}} {row['goodness']:>9.3f} "
                        f"{confidence:>10} {known:>10}")
         if json_path is not None:
             rows = [
