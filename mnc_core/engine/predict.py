@@ -105,15 +105,18 @@ def fold_train_scores(kb: KnowledgeBase, fold: Fold) -> pd.DataFrame:
     return scores.loc[[d for d in kb.datasets if d in scores.index]]
 
 
-def fold_aux_scores(kb: KnowledgeBase, fold: Fold) -> dict[str, pd.DataFrame]:
+def fold_aux_scores(
+    aux_matrices: Mapping[str, pd.DataFrame], fold: Fold
+) -> dict[str, pd.DataFrame]:
     """The fold's auxiliary scores per recipe, without any row of the target dataset.
 
-    The target's results under another recipe are measurements on the target: a
-    new dataset has none, so the fold must not see them.
+    `aux_matrices`: `kb.aux_score_matrices()`. The target's results under another
+    recipe are measurements on the target: a new dataset has none, so the fold must
+    not see them.
     """
     return {
         recipe: scores.drop(index=fold.target, errors="ignore")
-        for recipe, scores in kb.aux_score_matrices().items()
+        for recipe, scores in aux_matrices.items()
     }
 
 
@@ -123,14 +126,18 @@ def fold_context(
     vectors: pd.DataFrame | None,
     use_score_before: bool = False,
     model_features: pd.DataFrame | None = None,
+    aux_matrices: Mapping[str, pd.DataFrame] | None = None,
 ) -> FoldContext:
     """What the fold's ranker may see (scores before fine-tuning only if asked).
 
-    `model_features`: `split_distinct_columns(kb.model_features)` when a caller
-    building many folds has it already; computed here otherwise.
+    `model_features`: `split_distinct_columns(kb.model_features)` and `aux_matrices`:
+    `kb.aux_score_matrices()`, when a caller building many folds has them already;
+    computed here otherwise.
     """
     if model_features is None:
         model_features = split_distinct_columns(kb.model_features)
+    if aux_matrices is None:
+        aux_matrices = kb.aux_score_matrices()
     return FoldContext(
         models=kb.models,
         model_features=model_features,
@@ -144,7 +151,7 @@ def fold_context(
             if use_score_before
             else None
         ),
-        aux_scores=fold_aux_scores(kb, fold),
+        aux_scores=fold_aux_scores(aux_matrices, fold),
     )
 
 
@@ -171,11 +178,17 @@ def predict_folds(
         graphs = {fold.key: fold_graph(kb, fold) for fold in folds}
         vectors = embed_graphs(graphs, settings.node2vec, seed)
     model_features = split_distinct_columns(kb.model_features)  # same for every fold
+    aux_matrices = kb.aux_score_matrices()  # likewise; each fold drops its target's rows
     jobs = [
         (
             fold.key,
             fold_context(
-                kb, fold, vectors.get(fold.key), settings.use_score_before, model_features
+                kb,
+                fold,
+                vectors.get(fold.key),
+                settings.use_score_before,
+                model_features,
+                aux_matrices,
             ),
             fold.target,
         )
