@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -43,17 +44,7 @@ AUX_ROWS = {
 
 def aux_kb() -> KnowledgeBase:
     """The store tests' small KB plus auxiliary results of two recipes."""
-    kb = store_tests.small_kb()
-    return KnowledgeBase(
-        edges=kb.edges,
-        metric=kb.metric,
-        higher_is_better=kb.higher_is_better,
-        model_features=kb.model_features,
-        dataset_features=kb.dataset_features,
-        dataset_distances=kb.dataset_distances,
-        id_map=kb.id_map,
-        aux_edges=pd.DataFrame(AUX_ROWS),
-    )
+    return replace(store_tests.small_kb(), aux_edges=pd.DataFrame(AUX_ROWS))
 
 
 @pytest.fixture
@@ -126,15 +117,7 @@ def test_invalid_aux_edges_name_file_and_row(aux_dir: Path, edit, pattern: str) 
 def test_invalid_aux_edges_are_refused_on_write(aux_dir: Path) -> None:
     before = store_tests._snapshot(aux_dir)
     kb = aux_kb()
-    bad = KnowledgeBase(
-        edges=kb.edges,
-        metric=kb.metric,
-        higher_is_better=False,
-        model_features=kb.model_features,
-        dataset_features=kb.dataset_features,
-        dataset_distances=kb.dataset_distances,
-        aux_edges=kb.aux_edges.assign(model=["m-a", "m-b", "m-a", "m-q"]),
-    )
+    bad = replace(kb, aux_edges=kb.aux_edges.assign(model=["m-a", "m-b", "m-a", "m-q"]))
     with pytest.raises(KnowledgeBaseError, match=r"refusing to write.*kb/aux_edges\.csv row 4"):
         write_kb(bad, aux_dir)
     assert store_tests._snapshot(aux_dir) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -291,14 +292,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_invalid_kb_is_refused_and_old_kb_kept(kb_dir: Path) -> None:
     before = _snapshot(kb_dir)
     kb = small_kb()
-    bad = KnowledgeBase(
-        edges=kb.edges.assign(score=[1.0, math.inf, 2.0, 3.0, 4.0]),
-        metric=kb.metric,
-        higher_is_better=False,
-        model_features=kb.model_features,
-        dataset_features=kb.dataset_features,
-        dataset_distances=kb.dataset_distances,
-    )
+    bad = replace(kb, edges=kb.edges.assign(score=[1.0, math.inf, 2.0, 3.0, 4.0]))
     with pytest.raises(KnowledgeBaseError, match=r"refusing to write.*kb/edges\.csv row 2"):
         write_kb(bad, kb_dir)
     assert _snapshot(kb_dir) == before
@@ -373,15 +367,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_kb(tmp_path: Path) -> None:
 
 def test_non_json_extra_is_refused(tmp_path: Path) -> None:
     kb = small_kb()
-    odd = KnowledgeBase(
-        edges=kb.edges,
-        metric=kb.metric,
-        higher_is_better=False,
-        model_features=kb.model_features,
-        dataset_features=kb.dataset_features,
-        dataset_distances=kb.dataset_distances,
-        extra={"when": object()},
-    )
+    odd = replace(kb, extra={"when": object()})
     with pytest.raises(KnowledgeBaseError, match="not JSON-serialisable"):
         write_kb(odd, tmp_path / "kb")
     assert not (tmp_path / "kb").exists()
