@@ -457,3 +457,96 @@ def test_transfergraph_bad_score_names_its_row_in_the_file(tg_dir: Path) -> None
     records.to_csv(tg_dir / "records.csv", index=False)
     with pytest.raises(ImportInputError, match=rf"records\.csv row {bad + 1}: column eval"):
         import_transfergraph(tg_dir)
+
+
+# --------------------------------------------------------------------- unusable input values
+
+
+def test_transfergraph_name_without_slug_names_file_column_and_row(tg_dir: Path) -> None:
+    folder = write_transfergraph(
+        tg_dir.parent / "bad_model", runs=[*RUNS, ("???", "glue/cola", 0.5, "", 1.0)]
+    )
+    with pytest.raises(
+        ImportInputError, match=rf"records\.csv row {len(RUNS) + 1}: column model value '\?\?\?'"
+    ):
+        import_transfergraph(folder)
+    targets = pd.concat(
+        [
+            TARGETS,
+            pd.DataFrame({"finetune_dataset": ["?!"], "size": [10], "number_of_classes": [2]}),
+        ]
+    )
+    write_transfergraph(tg_dir, runs=[*RUNS, ("Org/Model-A", "?!", 0.5, "", 1.0)])
+    targets.to_csv(tg_dir / "target_dataset_features.csv", index=False)
+    with pytest.raises(
+        ImportInputError,
+        match=r"target_dataset_features\.csv row 5: column finetune_dataset value '\?!'",
+    ):
+        import_transfergraph(tg_dir)
+
+
+def test_parc_name_without_slug_names_file_column_and_row(tmp_path: Path) -> None:
+    rows = [*PARC_ROWS, ("alexnet", "cub200", "???", 50.0)]
+    with pytest.raises(
+        ImportInputError, match=rf"all\.csv row {len(rows)}: column Target Dataset value '\?\?\?'"
+    ):
+        import_parc(write_parc(tmp_path / "all.csv", rows))
+    rows = [*PARC_ROWS[:4], ("???", "!!!", "cifar10", 50.0)]
+    with pytest.raises(ImportInputError, match=r"all\.csv row 5: column Architecture \+ Source"):
+        import_parc(write_parc(tmp_path / "all.csv", rows))
+
+
+@pytest.mark.parametrize("values", [(math.inf, -math.inf, None), ("nan", "NaN", None)])
+def test_parc_non_finite_oracle_is_dropped_like_a_missing_one(
+    tmp_path: Path, values: tuple
+) -> None:
+    extra = [("alexnet", "cub200", "cub200", v) for v in values]
+    result = import_parc(write_parc(tmp_path / "all.csv", [*PARC_ROWS, *extra]))
+    assert result.dropped["no finite Oracle value"] == 3
+    assert result.dropped["negative Oracle (PARC marks runs not done with -1)"] == 1
+    assert len(result.kb.edges) == 4 and np.isfinite(result.kb.edges["score"]).all()
+    write_kb(result.kb, tmp_path / "kb")  # was refused: an infinite score in edges.csv
+
+
+def test_transfergraph_infinite_runtime_leaves_the_cost_unknown(tmp_path: Path) -> None:
+    runs = [*RUNS, ("Org/NoMeta", "rotten_tomatoes", 0.4, "", math.inf)]
+    runs.append(("Org/NoMeta", "glue/cola", 0.4, "", -5.0))
+    result = import_transfergraph(write_transfergraph(tmp_path / "tg", runs=runs))
+    edges = result.kb.edges.set_index(["model", "dataset"])
+    nometa = slugify("Org/NoMeta")
+    assert math.isnan(edges.loc[(nometa, "rotten_tomatoes"), "cost"])
+    assert edges.loc[(nometa, "rotten_tomatoes"), "score"] == pytest.approx(0.4)
+    assert math.isnan(edges.loc[(nometa, slugify("glue/cola")), "cost"])
+    assert result.dropped["negative or infinite train_runtime ignored (cost left unknown)"] == 2
+    write_kb(result.kb, tmp_path / "kb")  # was refused: an infinite cost in edges.csv
+
+
+def test_transfergraph_nan_text_score_is_dropped_and_counted(tmp_path: Path) -> None:
+    nan_runs = [("Org/NoMeta", "glue/cola", text, "", 1.0) for text in ("nan", "NaN", "inf")]
+    folder = write_transfergraph(tmp_path / "tg", runs=[*RUNS, *nan_runs])
+    result = import_transfergraph(folder)
+    assert result.dropped["run without a finite eval_accuracy"] == 4  # 3 + the empty cell
+    assert (slugify("Org/NoMeta"), slugify("glue/cola")) not in set(
+        result.kb.edges[["model", "dataset"]].itertuples(index=False, name=None)
+    )
+    abc = [*RUNS, *nan_runs, ("Org/NoMeta", "glue/cola", "abc", "", 1.0)]
+    write_transfergraph(folder, runs=abc)
+    with pytest.raises(
+        ImportInputError, match=rf"records\.csv row {len(abc)}: column eval_accuracy value 'abc'"
+    ):
+        import_transfergraph(folder)
+
+
+def test_transfergraph_nan_text_transferability_score_is_dropped(tg_dir: Path) -> None:
+    write_proxies(
+        tg_dir, [*PROXIES[:-1], ("Org/NoMeta", "tweet_eval/irony", PROXIES[-1][2], "NaN")]
+    )
+    result = import_transfergraph(tg_dir, score_before="logme")
+    assert _before(result.kb) == {
+        (slugify("Org/Model-A"), slugify("glue/cola")): -0.3,
+        (slugify("org/model-b"), slugify("glue/cola")): -0.5,
+    }
+    reason = (
+        "transferability_score_records.csv: logme row without a known dataset or a finite score"
+    )
+    assert result.dropped[reason] == 2  # the junk label and the NaN score

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnc_core.ids import slugify
+from mnc_core.ids import InvalidIdError, slugify
 from mnc_core.kb.schema import ID_MAP_COLUMNS, KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,21 @@ class DropCounter:
 # Only an empty cell means "missing": names such as "none" or "NA" stay text, and a
 # number column holding "n/a" is reported instead of silently becoming NaN.
 CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
+# Float literals for NaN (any case): like `inf`, they are numbers, just not finite ones.
+NAN_TEXT = {"nan", "+nan", "-nan"}
+
+
+@dataclass(frozen=True)
+class NameSource:
+    """Where a set of names was read, so an unusable name can be traced to its cell.
+
+    `values` holds the names as the importer uses them (stripped), indexed like the
+    table `read_table` returned (possibly filtered), so `data_row` finds the row.
+    """
+
+    file: Path
+    column: str
+    values: pd.Series
 
 
 def read_table(file: Path, required: Iterable[str], **options: object) -> pd.DataFrame:
@@ -79,35 +94,44 @@ def read_table(file: Path, required: Iterable[str], **options: object) -> pd.Dat
     return table
 
 
+def data_row(index: pd.Index, position: int) -> int:
+    """The 1-based data row of the file for the row at `position` of a (filtered) table.
+
+    An integer index label is read_csv's row number, so it survives filtering; any
+    other index falls back to the position.
+    """
+    label = index[position]
+    return (int(label) if isinstance(label, (int, np.integer)) else position) + 1
+
+
 def numeric_column(table: pd.DataFrame, column: str, file: Path) -> pd.Series:
     """A column as floats; text that is not a number raises naming file, row and column.
 
-    The row is the 1-based data row of the file: `table` may be a filtered slice of
-    what `read_table` returned, so an integer index label (read_csv's row number)
-    is used when there is one, else the position.
+    `nan` text becomes NaN, like an empty cell, so callers drop or flag it together
+    with `inf` instead of aborting on one float literal but not the other.
     """
     values = pd.to_numeric(table[column], errors="coerce")
-    bad = values.isna() & table[column].notna()
+    nan_text = table[column].astype(str).str.strip().str.lower().isin(NAN_TEXT)
+    bad = values.isna() & table[column].notna() & ~nan_text
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
-        label = table.index[position]
-        row = int(label) if isinstance(label, (int, np.integer)) else position
         raise ImportInputError(
-            f"{file} row {row + 1}: column {column} value {table[column].iloc[position]!r} "
-            "is not a number"
+            f"{file} row {data_row(table.index, position)}: column {column} value "
+            f"{table[column].iloc[position]!r} is not a number"
         )
     return values.astype(float)
 
 
-def slug_map(names: Iterable[str]) -> dict[str, str]:
+def slug_map(names: Iterable[str], source: NameSource | None = None) -> dict[str, str]:
     """Original name -> slug via `slugify`; names whose slugs collide get a hash suffix.
 
     Two different names can slugify alike (case, punctuation, truncation at 128
     characters); each of them then gets `-<8 hex of sha1(name)>` so the mapping is
-    one-to-one and does not depend on input order.
+    one-to-one and does not depend on input order. A name with no slug (e.g. `???`)
+    raises `ImportInputError` naming the cell of `source` that holds it.
     """
     unique = sorted({str(n) for n in names})
-    plain = {name: slugify(name) for name in unique}
+    plain = {name: _slug(name, source) for name in unique}
     taken = Counter(plain.values())
     mapping = {}
     for name, slug in plain.items():
@@ -116,6 +140,21 @@ def slug_map(names: Iterable[str]) -> dict[str, str]:
             slug = f"{slug[:119]}-{digest}"
         mapping[name] = slug
     return mapping
+
+
+def _slug(name: str, source: NameSource | None) -> str:
+    """`slugify(name)`; its bare "cannot make a slug" error gains file, row and column."""
+    try:
+        return slugify(name)
+    except InvalidIdError as exc:
+        if source is None:
+            raise
+        held = np.flatnonzero((source.values.astype(str) == name).to_numpy())
+        where = f" row {data_row(source.values.index, int(held[0]))}" if len(held) else ""
+        raise ImportInputError(
+            f"{source.file}{where}: column {source.column} value {name!r} cannot become an "
+            "id (it has no ASCII letter or digit)"
+        ) from exc
 
 
 def id_map_table(models: dict[str, str], datasets: dict[str, str]) -> pd.DataFrame:

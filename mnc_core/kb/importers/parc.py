@@ -7,7 +7,8 @@ one-hot architecture and one-hot source. Datasets are the targets; PARC gives no
 dataset features and no dataset distances, so the KB has zero dataset-feature
 columns and an empty distance table (the description says so). Rows with a
 negative Oracle (PARC's `-1` marks a run that was not done) are dropped and
-counted; a repeated (model, target) row is averaged.
+counted, and so are rows whose Oracle is empty, NaN or infinite; a repeated
+(model, target) row is averaged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mnc_core.kb.importers.common import (
     DropCounter,
     ImportInputError,
     ImportResult,
+    NameSource,
     average_duplicates,
     id_map_table,
     numeric_column,
@@ -40,34 +42,30 @@ def import_parc(csv_file: str | Path) -> ImportResult:
     file = Path(csv_file)
     table = read_table(file, COLUMNS)
     drops = DropCounter()
-    for column in COLUMNS[:3]:
-        missing = table[column].isna() | (table[column].astype(str).str.strip() == "")
-        if missing.any():
-            row = int(np.flatnonzero(missing.to_numpy())[0])
-            raise ImportInputError(f"{file} row {row + 1}: column {column!r} is empty")
+    _check_names(table, file)
     oracle = numeric_column(table, "Oracle", file)
-    keep = drops.drop(oracle.isna(), "no Oracle value")
-    keep &= drops.drop(oracle < 0, "negative Oracle (PARC marks runs not done with -1)")
-    table, oracle = table[keep], oracle[keep]
-    if table.empty:
-        raise ImportInputError(f"{file}: no row with an Oracle accuracy")
+    keep = _usable_oracle(oracle, drops)
     arch = table["Architecture"].astype(str).str.strip()
     source = table["Source Dataset"].astype(str).str.strip()
-    runs = pd.DataFrame(
+    names = pd.DataFrame(
         {
             "model": arch + MODEL_SEPARATOR + source,
             "dataset": table["Target Dataset"].astype(str).str.strip(),
-            "score": oracle,
         }
     )
+    if not keep.any():
+        raise ImportInputError(f"{file}: no row with an Oracle accuracy")
+    runs = names[keep].assign(score=oracle[keep])
     edges = average_duplicates(runs, ["model", "dataset"], drops, "(model, target)")
-    models = slug_map(edges["model"])
-    datasets = slug_map(edges["dataset"])
+    models = slug_map(
+        edges["model"], NameSource(file, "Architecture + Source Dataset", names["model"])
+    )
+    datasets = slug_map(edges["dataset"], NameSource(file, "Target Dataset", names["dataset"]))
     kb = KnowledgeBase(
         edges=_edges(edges, models, datasets),
         metric=METRIC,
         higher_is_better=True,
-        model_features=_model_features(arch, source, models),
+        model_features=_model_features(arch[keep], source[keep], models),
         dataset_features=pd.DataFrame(index=pd.Index(sorted(datasets.values()), name="dataset")),
         dataset_distances=pd.DataFrame(columns=list(DISTANCE_COLUMNS)),
         description=(
@@ -83,6 +81,27 @@ def import_parc(csv_file: str | Path) -> ImportResult:
         id_map=id_map_table(models, datasets),
     )
     return ImportResult(kb=kb, dropped=drops.as_dict())
+
+
+def _check_names(table: pd.DataFrame, file: Path) -> None:
+    """An empty name cell is an error (naming file, row, column): no id can stand for it."""
+    for column in COLUMNS[:3]:
+        missing = table[column].isna() | (table[column].astype(str).str.strip() == "")
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            raise ImportInputError(f"{file} row {row + 1}: column {column!r} is empty")
+
+
+def _usable_oracle(oracle: pd.Series, drops: DropCounter) -> pd.Series:
+    """Keep-mask of rows with a finite, non-negative Oracle; the others are counted.
+
+    Empty, NaN and infinite values share one reason: none is an accuracy, and an
+    infinite one would only fail later as a row of the output KB.
+    """
+    finite = np.isfinite(oracle)
+    keep = drops.drop(~finite, "no finite Oracle value")
+    negative = finite & (oracle < 0)
+    return keep & drops.drop(negative, "negative Oracle (PARC marks runs not done with -1)")
 
 
 def _edges(edges: pd.DataFrame, models: dict, datasets: dict) -> pd.DataFrame:

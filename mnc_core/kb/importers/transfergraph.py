@@ -28,7 +28,8 @@ Mapping (documented in docs/knowledge-base.md):
   directions are averaged. Similarity labels are matched to dataset names
   exactly, else through an alias key (`glue_cola` ~ `glue/cola`); when two
   labels land on one dataset, the exact name wins, then the first in the file.
-- cost = train_runtime / 3600 (GPU hours).
+- cost = train_runtime / 3600 (GPU hours); a missing runtime leaves the cost
+  unknown, and so does a negative or infinite one (counted).
 - score_before: empty by default; with `score_before="logme"` (or `"reg-h-score"`)
   it is that transferability score of the pair, a proxy computed on the target
   *before* any fine-tuning (the analogue of the score before fine-tuning, so
@@ -53,6 +54,7 @@ from mnc_core.kb.importers.common import (
     DropCounter,
     ImportInputError,
     ImportResult,
+    NameSource,
     average_duplicates,
     id_map_table,
     numeric_column,
@@ -117,7 +119,8 @@ def import_transfergraph(
     )
     model_names = sorted(edges["model"].unique())
     dataset_names = sorted(edges["dataset"].unique())
-    model_slugs, dataset_slugs = slug_map(model_names), slug_map(dataset_names)
+    model_slugs = slug_map(model_names, _model_source(src / RECORDS_CSV, records))
+    dataset_slugs = slug_map(dataset_names, _dataset_source(src / TARGET_FEATURES_CSV, targets))
     model_features = _model_features(src / MODEL_CONFIG_CSV, model_names, drops)
     dataset_features = _dataset_features(targets.loc[dataset_names])
     sim_file = _similarity_file(src, similarity_file)
@@ -149,7 +152,10 @@ def import_transfergraph(
 
 
 def _target_table(file: Path, drops: DropCounter) -> pd.DataFrame:
-    """Dataset size and class count by original dataset name (first row of a repeated name)."""
+    """Dataset size and class count by original dataset name (first row of a repeated name).
+
+    Column `row` keeps each name's 0-based data row in the file for error messages.
+    """
     table = read_table(file, ("finetune_dataset", "size", "number_of_classes"))
     table["size"] = numeric_column(table, "size", file)
     table["number_of_classes"] = numeric_column(table, "number_of_classes", file)
@@ -159,7 +165,18 @@ def _target_table(file: Path, drops: DropCounter) -> pd.DataFrame:
     keep = drops.drop(
         table.duplicated("finetune_dataset"), f"{file.name}: repeated dataset row (first kept)"
     )
-    return table[keep].set_index("finetune_dataset")[["size", "number_of_classes"]]
+    table = table[keep].assign(row=table.index[keep])
+    return table.set_index("finetune_dataset")[["size", "number_of_classes", "row"]]
+
+
+def _model_source(file: Path, records: pd.DataFrame) -> NameSource:
+    """records.csv's model names (as used: stripped), to trace a name with no slug."""
+    return NameSource(file, "model", records["model"].astype(str).str.strip())
+
+
+def _dataset_source(file: Path, targets: pd.DataFrame) -> NameSource:
+    """The target table's dataset names by file row: KB dataset names are exactly these."""
+    return NameSource(file, "finetune_dataset", pd.Series(targets.index, index=targets["row"]))
 
 
 def _records(file: Path, score_column: str, peft: str, drops: DropCounter) -> pd.DataFrame:
@@ -296,14 +313,19 @@ def _drop_missing_scores(
 
 
 def _cost_hours(records: pd.DataFrame, file: Path, drops: DropCounter) -> pd.Series:
-    """train_runtime (seconds) as GPU hours; unknown or negative runtimes become NaN."""
+    """train_runtime (seconds) as GPU hours; unknown, negative or infinite runtimes become NaN.
+
+    A bad runtime only loses the cost, not the score, so the run is kept; negative and
+    infinite ones are counted (a missing one is ordinary and is not).
+    """
     if "train_runtime" not in records.columns:
         return pd.Series(np.nan, index=records.index)
     seconds = numeric_column(records, "train_runtime", file)
-    negative = seconds < 0
-    if negative.any():
-        drops.counts["negative train_runtime ignored (cost left unknown)"] += int(negative.sum())
-    return seconds.where(~negative) / SECONDS_PER_HOUR
+    invalid = (seconds < 0) | np.isinf(seconds)
+    if invalid.any():
+        reason = "negative or infinite train_runtime ignored (cost left unknown)"
+        drops.counts[reason] += int(invalid.sum())
+    return seconds.where(~invalid) / SECONDS_PER_HOUR
 
 
 def _with_score_before(
