@@ -120,7 +120,10 @@ def evaluate(
         if "levels" in result:
             typer.echo(report.levels_table(result["levels"]))
         if result.get("skipped"):
-            typer.echo(f"skipped (too few known scores): {', '.join(result['skipped'])}")
+            typer.echo(
+                "skipped (too few known scores, or nothing to learn from): "
+                + ", ".join(result["skipped"])
+            )
         typer.echo(f"wrote {json_path} ({document['wall_s']:.1f} s)")
 
     _run_or_exit(action)

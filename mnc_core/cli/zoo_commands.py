@@ -93,8 +93,12 @@ def features_command(
         with pd.option_context("display.max_rows", None, "display.width", 200):
             typer.echo(features.table.T.round(3).to_string())
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(features_json(features), indent=2) + "\n")
+        try:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(features_json(features), indent=2) + "\n")
+        except OSError as err:
+            typer.echo(f"error: cannot write {json_path}: {err}", err=True)
+            raise typer.Exit(code=2) from err
         typer.echo(f"wrote {json_path}")
 
 

@@ -49,7 +49,9 @@ def score_similarity(edges: pd.DataFrame, higher_is_better: bool) -> pd.Series:
     if edges.empty:
         return pd.Series(dtype=float, index=edges.index)
     if not higher_is_better:
-        return _exp_similarity(edges["score"])
+        scores = edges["score"].astype(float)
+        # The exp map needs x >= 0 (FID is); signed scores are shifted so the best is 0.
+        return _exp_similarity(scores - min(0.0, float(scores.min())))
     by_dataset = edges.groupby("dataset")["score"]
     low = by_dataset.transform("min")
     span = by_dataset.transform("max") - low

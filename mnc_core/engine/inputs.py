@@ -253,6 +253,10 @@ def training_set(
                     index=known.index,
                 )
             )
+    if not inputs:
+        raise ValueError(
+            "no training dataset has a known score: nothing to learn a ranking from"
+        )
     return pd.concat(inputs), pd.concat(targets)
 
 

@@ -91,10 +91,14 @@ def dataset_metrics(
 
 
 def _ratio(chosen: float, best: float, higher_is_better: bool) -> float | None:
-    """top@1: chosen/best (higher is better) or best/chosen (lower is better)."""
-    numerator, denominator = (chosen, best) if higher_is_better else (best, chosen)
-    if denominator == 0:
+    """top@1: chosen/best (higher is better) or best/chosen (lower is better).
+
+    None unless both scores are positive: a ratio of signed scores can exceed 1 for a
+    wrong pick (-2 / -1), so it would not measure how close the pick came.
+    """
+    if not (chosen > 0 and best > 0):
         return None
+    numerator, denominator = (chosen, best) if higher_is_better else (best, chosen)
     return _finite(numerator / denominator)
 
 

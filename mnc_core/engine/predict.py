@@ -273,6 +273,11 @@ def rank_new_dataset(
     # One fold: let CatBoost use every core (leave-one-out keeps one thread per fit).
     catboost = replace(settings.catboost, thread_count=os.cpu_count() or 1)
     fold = Fold(key="rank", target=dataset, known_edges=kb.edges)
+    if not fold.training_edges()["score"].notna().any():
+        raise ValueError(
+            f"cannot rank models for {dataset!r}: no other dataset of the knowledge base "
+            "has a known score to learn from"
+        )
     prediction = predict_folds(
         kb, [fold], replace(settings, catboost=catboost), seed, workers=1
     )

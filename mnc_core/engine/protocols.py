@@ -4,8 +4,9 @@ Leave-one-out: each target dataset in turn is treated as new; its model edges ar
 removed from its fold's graph and training set (a separate graph per fold), every
 method ranks the zoo for it, and the metrics compare with its true scores.
 Sparsity: for each level (share of model-dataset edges dropped at random) and seed,
-leave-one-out runs on the remaining edges; a dataset left with fewer than
-`MIN_EVAL_EDGES` known scores cannot be evaluated and is skipped (and counted).
+leave-one-out runs on the remaining edges. A dataset left with fewer than
+`MIN_EVAL_EDGES` known scores cannot be evaluated, and one whose fold keeps no other
+dataset's scores has nothing to learn from: both are skipped (and counted).
 
 The O2B reference ("overall best") is the model with the best mean rank over all
 datasets of the full KB: a fixed yardstick of the evaluation, never a predictor input.
@@ -73,10 +74,12 @@ def sparsity_sweep(
     """Leave-one-out after dropping each `level` share of model edges, `n_seeds` draws each.
 
     Returns `methods` (pooled over every level and draw; per-dataset values are the
-    mean over levels and draws) and `levels` ({level: {method: {"mean": ...},
-    "evaluated": n, "skipped": n}}).
+    mean over levels and draws), `levels` ({level label: {method: {"mean": ...},
+    "evaluated": n, "skipped": n}}, labels from `level_label`) and `skipped` (the
+    targets evaluated at no level).
     """
     targets = _check_targets(kb, targets)
+    _check_levels(levels)
     folds: list[Fold] = []
     level_of: dict[str, float] = {}
     skipped_at: dict[float, int] = {}
@@ -84,7 +87,7 @@ def sparsity_sweep(
         skipped_at[level] = 0
         for draw in range(n_seeds):
             kept = drop_edges(kb.edges, level, seed + draw)
-            prefix = f"l{round(level * 100):02d}-s{seed + draw}"
+            prefix = f"l{level_label(level)}-s{seed + draw}"
             level_folds, skipped = _folds(kb, kept, targets, prefix=prefix)
             skipped_at[level] += len(skipped)
             folds += level_folds
@@ -97,12 +100,35 @@ def sparsity_sweep(
         keys = [k for k, v in level_of.items() if v == level]
         summary = _summarise({m: {k: rows[k] for k in keys} for m, rows in per_fold.items()},
                              target_of)
-        level_results[f"{level:.1f}"] = {
+        level_results[level_label(level)] = {
             **{m: {"mean": s["mean"]} for m, s in summary.items()},
             "evaluated": len(keys),
             "skipped": skipped_at[level],
         }
-    return {"methods": _summarise(per_fold, target_of), "levels": level_results}
+    evaluated = set(target_of.values())
+    return {
+        "methods": _summarise(per_fold, target_of),
+        "levels": level_results,
+        "skipped": [t for t in targets if t not in evaluated],
+    }
+
+
+def level_label(level: float) -> str:
+    """A sparsity level as written in fold keys and the JSON (`0.1`, `0.25`)."""
+    return f"{level:g}"
+
+
+def _check_levels(levels: Sequence[float]) -> None:
+    """Levels must be in [0, 1) and distinct (each keys its own folds and JSON row)."""
+    if not levels:
+        raise ValueError("no sparsity levels given")
+    bad = [v for v in levels if not 0 <= v < 1]
+    if bad:
+        raise ValueError(f"sparsity levels must be in [0, 1), got {bad}")
+    labels = [level_label(v) for v in levels]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise ValueError(f"sparsity levels repeated: {', '.join(repeated)}")
 
 
 def drop_edges(edges: pd.DataFrame, level: float, seed: int) -> pd.DataFrame:
@@ -127,11 +153,12 @@ def _check_targets(kb: KnowledgeBase, targets: Sequence[str] | None) -> list[str
 def _folds(
     kb: KnowledgeBase, edges: pd.DataFrame, targets: list[str], prefix: str
 ) -> tuple[list[Fold], list[str]]:
-    """One fold per target with enough known scores to evaluate; the rest are skipped."""
+    """One fold per target that can be evaluated and learned for; the rest are skipped."""
     counts = edges.groupby("dataset")["score"].count()
     folds, skipped = [], []
     for target in targets:
-        if counts.get(target, 0) < MIN_EVAL_EDGES:
+        own = counts.get(target, 0)
+        if own < MIN_EVAL_EDGES or counts.sum() - own == 0:
             skipped.append(target)
             continue
         folds.append(Fold(key=f"{prefix}-{target}", target=target, known_edges=edges))

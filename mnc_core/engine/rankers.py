@@ -77,6 +77,15 @@ class Ranker:
         raise NotImplementedError
 
 
+def _constant(values: np.ndarray) -> bool:
+    """Whether every training target is the same: nothing to learn, CatBoost refuses it.
+
+    Happens on sparse KBs (every training dataset with one known model); the rankers
+    then predict a tie (goodness 0 for every model).
+    """
+    return len(np.unique(values)) <= 1
+
+
 def _with_ranks(goodness: np.ndarray, index: pd.Index, confidence) -> RankPrediction:
     """Attach the predicted rank (1 = best) implied by the goodness order."""
     table = pd.DataFrame({"goodness": goodness}, index=index)
@@ -93,7 +102,7 @@ class ClassRanker(Ranker):
 
     def fit(self, inputs, targets, n_classes):
         labels = targets["rank_class"].to_numpy()
-        self.constant = labels[0] if len(np.unique(labels)) == 1 else None
+        self.constant = labels[0] if _constant(labels) else None
         if self.constant is None:
             from catboost import CatBoostClassifier
 
@@ -122,12 +131,17 @@ class YetiRanker(Ranker):
         from catboost import CatBoostRanker, Pool
 
         relevance = (n_classes - 1 - targets["rank_class"]).to_numpy(dtype=float)
+        self.model = None
+        if _constant(relevance):
+            return self
         groups = pd.factorize(targets["dataset"])[0]
         self.model = CatBoostRanker(loss_function="YetiRank", **self.settings.params(self.seed))
         self.model.fit(Pool(inputs.to_numpy(), relevance, group_id=groups))
         return self
 
     def predict(self, inputs):
+        if self.model is None:
+            return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
         return _with_ranks(self.model.predict(inputs.to_numpy()), inputs.index, np.nan)
 
 
@@ -140,11 +154,17 @@ class RegressionRanker(Ranker):
     def fit(self, inputs, targets, n_classes):
         from catboost import CatBoostRegressor
 
+        ranks = targets["norm_rank"].to_numpy(dtype=float)
+        self.model = None
+        if _constant(ranks):
+            return self
         self.model = CatBoostRegressor(loss_function="RMSE", **self.settings.params(self.seed))
-        self.model.fit(inputs.to_numpy(), targets["norm_rank"].to_numpy(dtype=float))
+        self.model.fit(inputs.to_numpy(), ranks)
         return self
 
     def predict(self, inputs):
+        if self.model is None:
+            return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
         return _with_ranks(-self.model.predict(inputs.to_numpy()), inputs.index, np.nan)
 
 

@@ -143,9 +143,16 @@ def _read_meta(file: Path) -> dict:
 
 
 def _read_csv(file: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV as text (ids such as `nan` or `none` stay strings) and check its columns."""
+    """Read a CSV as text (ids such as `nan` or `none` stay strings) and check its columns.
+
+    Blank lines are read as rows (not skipped) so that every `row n` in an error is
+    the n-th line after the header; blank lines at the end are dropped, one between
+    data rows is an error.
+    """
     try:
-        table = pd.read_csv(file, dtype=str, keep_default_na=False, na_filter=False)
+        table = pd.read_csv(
+            file, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False
+        )
     except pd.errors.EmptyDataError as exc:
         raise KnowledgeBaseError(
             f"{file}: empty file; it needs at least the header line {','.join(required)}"
@@ -157,12 +164,25 @@ def _read_csv(file: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if duplicated:
         raise KnowledgeBaseError(f"{file}: duplicate column(s) {', '.join(duplicated)}")
     table.columns = header
+    table = _without_blank_lines(file, table)
     absent = [c for c in required if c not in table.columns]
     if absent:
         raise KnowledgeBaseError(
             f"{file}: missing column(s) {', '.join(absent)} (found: {', '.join(table.columns)})"
         )
     return table
+
+
+def _without_blank_lines(file: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """Drop trailing blank lines; refuse one between data rows (naming its line)."""
+    blank = (table == "").all(axis=1).to_numpy()
+    last = len(blank)
+    while last and blank[last - 1]:
+        last -= 1
+    inner = [row for row in range(last) if blank[row]]
+    if inner:
+        raise KnowledgeBaseError(f"{_where(file, inner[0])}: blank line; remove it")
+    return table.iloc[:last]
 
 
 def _header(file: Path) -> list[str]:

@@ -228,6 +228,18 @@ def test_repeated_column_is_rejected(kb_dir: Path) -> None:
         read_kb(kb_dir)
 
 
+def test_row_numbers_count_blank_lines_and_trailing_ones_are_ignored(kb_dir: Path) -> None:
+    file = kb_dir / store.EDGES_CSV
+    lines = file.read_text().splitlines()
+    file.write_text("\n".join(lines) + "\n\n\n")  # blank lines at the end: still valid
+    assert len(read_kb(kb_dir).edges) == len(lines) - 1
+    # a blank line after data row 1 is named as the 2nd line after the header (pandas
+    # alone would skip it and shift every later row number by one)
+    file.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n")
+    with pytest.raises(KnowledgeBaseError, match=r"edges\.csv row 2: blank line"):
+        read_kb(kb_dir)
+
+
 def test_empty_csv_file_is_named(kb_dir: Path) -> None:
     (kb_dir / store.DISTANCES_CSV).write_text("")
     with pytest.raises(KnowledgeBaseError, match=r"dataset_distances\.csv: empty file"):

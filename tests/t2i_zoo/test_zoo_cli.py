@@ -49,3 +49,18 @@ def test_missing_component_is_reported_not_a_traceback(
     )
     assert result.exit_code == 2
     assert "unet/config.json: missing" in result.output
+
+
+def test_unwritable_json_path_is_one_line_not_a_traceback(
+    tiny_zoo: dict[str, Path], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "features.json"  # its parent is a file
+    result = CliRunner().invoke(
+        app, ["zoo", "features", "--no-cache", "--model-dir", str(tiny_zoo["tiny-sd"]),
+              "--json", str(out)]
+    )
+    assert result.exit_code == 2
+    assert f"error: cannot write {out}" in result.output
+    assert "Traceback" not in result.output
