@@ -70,6 +70,10 @@ class Fold:
     def target_edges(self) -> pd.DataFrame:
         return self.known_edges[self.known_edges["dataset"] == self.target]
 
+    def has_training_scores(self) -> bool:
+        """Whether any other dataset has a known score: without one, nothing to learn."""
+        return bool(self.training_edges()["score"].notna().any())
+
 
 def fold_graph(kb: KnowledgeBase, fold: Fold):
     """The fold's matching graph: training model edges and every dataset-dataset edge."""
@@ -273,7 +277,7 @@ def rank_new_dataset(
     # One fold: let CatBoost use every core (leave-one-out keeps one thread per fit).
     catboost = replace(settings.catboost, thread_count=os.cpu_count() or 1)
     fold = Fold(key="rank", target=dataset, known_edges=kb.edges)
-    if not fold.training_edges()["score"].notna().any():
+    if not fold.has_training_scores():
         raise ValueError(
             f"cannot rank models for {dataset!r}: no other dataset of the knowledge base "
             "has a known score to learn from"

@@ -119,12 +119,12 @@ def level_label(level: float) -> str:
 
 
 def _check_levels(levels: Sequence[float]) -> None:
-    """Levels must be in [0, 1) and distinct (each keys its own folds and JSON row)."""
+    """Levels must be given and distinct (each keys its own folds and JSON row).
+
+    The range, [0, 1), is `drop_edges`'s check; it runs before any embedding.
+    """
     if not levels:
         raise ValueError("no sparsity levels given")
-    bad = [v for v in levels if not 0 <= v < 1]
-    if bad:
-        raise ValueError(f"sparsity levels must be in [0, 1), got {bad}")
     labels = [level_label(v) for v in levels]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
@@ -157,11 +157,11 @@ def _folds(
     counts = edges.groupby("dataset")["score"].count()
     folds, skipped = [], []
     for target in targets:
-        own = counts.get(target, 0)
-        if own < MIN_EVAL_EDGES or counts.sum() - own == 0:
+        fold = Fold(key=f"{prefix}-{target}", target=target, known_edges=edges)
+        if counts.get(target, 0) < MIN_EVAL_EDGES or not fold.has_training_scores():
             skipped.append(target)
-            continue
-        folds.append(Fold(key=f"{prefix}-{target}", target=target, known_edges=edges))
+        else:
+            folds.append(fold)
     return folds, skipped
 
 
