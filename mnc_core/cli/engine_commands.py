@@ -96,6 +96,7 @@ def evaluate(
         from mnc_core.kb.store import read_kb
 
         started = time.perf_counter()
+        report.check_json_path(json_path)
         knowledge = read_kb(kb)
         settings = _settings(ranker, walks, iterations, use_score_before)
         chosen = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
@@ -115,7 +116,6 @@ def evaluate(
             "targets": chosen,
             **result,
         }
-        report.write_json(document, json_path)
         typer.echo(report.methods_table(result["methods"]))
         if "levels" in result:
             typer.echo(report.levels_table(result["levels"]))
@@ -124,6 +124,7 @@ def evaluate(
                 "skipped (too few known scores, or nothing to learn from): "
                 + ", ".join(result["skipped"])
             )
+        report.write_json(document, json_path)
         typer.echo(f"wrote {json_path} ({document['wall_s']:.1f} s)")
 
     _run_or_exit(action)
@@ -157,6 +158,8 @@ def rank(
         from mnc_core.engine.predict import rank_new_dataset
         from mnc_core.kb.store import read_kb
 
+        if json_path is not None:
+            report.check_json_path(json_path)
         knowledge = read_kb(kb)
         if dataset not in knowledge.datasets:
             raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")

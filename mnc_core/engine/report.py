@@ -65,6 +65,22 @@ def levels_table(levels: dict[str, dict], metric: str = "osr") -> str:
     return f"{metric} per sparsity level\n" + "\n".join(lines)
 
 
+def check_json_path(path: Path) -> None:
+    """Refuse, before any long work, a JSON report path that cannot be written.
+
+    Why: an evaluation runs minutes; finding out afterwards that `--json` names a
+    folder or an unwritable place would lose its result.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; --json needs a file path")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ValueError(f"{path}: {parent} is not a folder; --json needs a file path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: cannot write into {parent} (permission denied)")
+
+
 def write_json(document: dict, path: Path) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written report."""
     path = Path(path)

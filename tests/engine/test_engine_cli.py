@@ -71,3 +71,30 @@ def test_errors_exit_2_with_one_line(kb_dir, tmp_path):
         app, ["evaluate", "--kb", str(kb_dir), "--ranker", "svm", "--json", str(tmp_path / "y")]
     )
     assert bad_ranker.exit_code == 2 and "catboost-class" in bad_ranker.output
+
+
+def test_unwritable_json_path_is_refused_before_any_work(kb_dir, tmp_path, monkeypatch):
+    """A --json that names a folder or sits under a file fails at once, naming the path."""
+    import mnc_core.engine.protocols as protocols
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the evaluation ran although its report could not be written")
+
+    monkeypatch.setattr(protocols, "leave_one_out", must_not_run)
+    runner = CliRunner()
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    into_folder = runner.invoke(app, ["evaluate", "--kb", str(kb_dir), "--json", str(folder)])
+    assert into_folder.exit_code == 2, into_folder.output
+    assert f"{folder}: is a folder" in into_folder.output
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("keep me\n")
+    under_file = runner.invoke(
+        app, ["evaluate", "--kb", str(kb_dir), "--json", str(a_file / "eval.json")]
+    )
+    assert under_file.exit_code == 2 and "is not a folder" in under_file.output
+    assert a_file.read_text() == "keep me\n"
+    rank_into_folder = runner.invoke(
+        app, ["rank", "--kb", str(kb_dir), "--dataset", "x", "--json", str(folder)]
+    )
+    assert rank_into_folder.exit_code == 2 and "is a folder" in rank_into_folder.output
