@@ -14,7 +14,11 @@ tau over the 8 published targets per seed and over the seeds:
   engine's own `use_score_before`, Reg-H-Score patched in), with all input groups or
   without the graph group;
 - `weighted`, `features+logme+regh+weighted`: training rows weighted
-  1/(1 + position in their task)^0.5.
+  1/(1 + position in their task)^0.5;
+- `graph-logme`, `graph-logme+logme`: the target's LogME scores as model-dataset
+  edges of its fold graph (per-dataset min-max like accuracies), so Node2Vec+ places
+  the new dataset near the models LogME favours (TransferGraph feeds transferability
+  scores to its graph); without and with LogME as an input too.
 Takes about 2 minutes per seed on 2 cores.
 """
 
@@ -35,7 +39,7 @@ import mnc_core.engine.inputs as engine_inputs  # noqa: E402
 import mnc_core.engine.predict as engine_predict  # noqa: E402
 import mnc_core.engine.rankers as engine_rankers  # noqa: E402
 from mnc_core.engine.embedding import embed_graphs  # noqa: E402
-from mnc_core.engine.graph import distance_similarity  # noqa: E402
+from mnc_core.engine.graph import build_matching_graph, distance_similarity  # noqa: E402
 from mnc_core.engine.inputs import BOTH, FEATURES_ONLY, InputGroups  # noqa: E402
 from mnc_core.engine.metrics import dataset_metrics, normalised_ranks  # noqa: E402
 from mnc_core.engine.predict import (  # noqa: E402
@@ -112,6 +116,16 @@ def regh_inputs() -> Extra:
     return add
 
 
+def logme_edge_graph(kb, fold: Fold):
+    """The fold graph plus the target's LogME scores as model-dataset edges."""
+    before = kb.edges[(kb.edges["dataset"] == fold.target) & kb.edges["score_before"].notna()]
+    before = before[["model", "dataset", "score_before"]].rename(columns={"score_before": "score"})
+    edges = pd.concat([fold.training_edges()[["model", "dataset", "score"]], before])
+    return build_matching_graph(
+        kb.models, kb.datasets, edges, kb.dataset_distances, kb.higher_is_better
+    )
+
+
 @contextmanager
 def patched(extra: Extra | None, weighted: bool):
     """Run with `extra` columns on every input row and/or position-weighted rows."""
@@ -142,18 +156,20 @@ def patched(extra: Extra | None, weighted: bool):
         engine_rankers.ClassRanker.fit = plain_fit
 
 
-def trials(kb) -> dict[str, tuple[InputGroups, bool, Extra | None, bool]]:
-    """name: (input groups, LogME as input, extra columns, weighted rows)."""
+def trials(kb) -> dict[str, tuple[InputGroups, bool, Extra | None, bool, bool]]:
+    """name: (input groups, LogME as input, extra columns, weighted rows, LogME edges)."""
     regh = regh_inputs()
     return {
-        "reference": (BOTH, False, None, False),
-        "source": (BOTH, False, source_inputs(kb), False),
-        "logme": (BOTH, True, None, False),
-        "logme+regh": (BOTH, True, regh, False),
-        "features+logme": (FEATURES_ONLY, True, None, False),
-        "features+logme+regh": (FEATURES_ONLY, True, regh, False),
-        "weighted": (BOTH, False, None, True),
-        "features+logme+regh+weighted": (FEATURES_ONLY, True, regh, True),
+        "reference": (BOTH, False, None, False, False),
+        "source": (BOTH, False, source_inputs(kb), False, False),
+        "logme": (BOTH, True, None, False, False),
+        "logme+regh": (BOTH, True, regh, False, False),
+        "features+logme": (FEATURES_ONLY, True, None, False, False),
+        "features+logme+regh": (FEATURES_ONLY, True, regh, False, False),
+        "weighted": (BOTH, False, None, True, False),
+        "features+logme+regh+weighted": (FEATURES_ONLY, True, regh, True, False),
+        "graph-logme": (BOTH, False, None, False, True),
+        "graph-logme+logme": (BOTH, True, None, False, True),
     }
 
 
@@ -162,13 +178,17 @@ def run_seed(kb, runs: dict, seed: int) -> dict[str, float]:
     targets, _ = published()
     settings = EngineSettings()
     folds = [Fold(key=t, target=t, known_edges=kb.edges) for t in targets]
-    vectors = embed_graphs({f.key: fold_graph(kb, f) for f in folds}, settings.node2vec, seed)
+    graphs = {f.key: fold_graph(kb, f) for f in folds}
+    if any(run[4] for run in runs.values()):
+        graphs |= {f"{f.key}+logme": logme_edge_graph(kb, f) for f in folds}
+    vectors = embed_graphs(graphs, settings.node2vec, seed)
     out = {}
-    for name, (groups, logme, extra, weighted) in runs.items():
+    for name, (groups, logme, extra, weighted, logme_edges) in runs.items():
         taus = []
         with patched(extra, weighted):
             for fold in folds:
-                context = fold_context(kb, fold, vectors[fold.key], use_score_before=logme)
+                key = f"{fold.key}+logme" if logme_edges else fold.key
+                context = fold_context(kb, fold, vectors[key], use_score_before=logme)
                 goodness = fit_and_predict(context, fold.target, groups, settings, seed).goodness
                 truth = fold.target_edges().set_index("model")["score"]
                 taus.append(dataset_metrics(goodness, truth, True, None)["wtau"])
