@@ -12,6 +12,11 @@ export HF_HUB_OFFLINE = 1
 # Let Python keep .pyc files: without them every run re-compiles torch, pandas... (seconds).
 unexport PYTHONDONTWRITEBYTECODE
 
+# bash with pipefail: `bench` tees its output into benchmarks/results and must still
+# fail when the benchmark does.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 .PHONY: env demo test test-slow lint bench
 
 # uv itself is the only thing installed outside .venv (pip, from PyPI).
@@ -36,7 +41,8 @@ lint: env
 
 # Every figure in the README (about 25 minutes on 2 cores; the sweep is most of it).
 bench: env
-	$(RUN) python benchmarks/engine_bench.py --sparsity
+	$(RUN) python benchmarks/engine_bench.py --sparsity 2>&1 | tee benchmarks/results/engine_bench.txt
+	$(RUN) python benchmarks/engine_tg_ceiling.py | tee benchmarks/results/engine_tg_ceiling.txt
 	$(RUN) python benchmarks/engine_tg_quality.py --seeds 3 --json benchmarks/results/engine_tg_quality.json
 	$(RUN) python benchmarks/zoo_table2.py
 	$(RUN) python benchmarks/t2i_train_bench.py --quick --out benchmarks/results/t2i_train_bench_quick_cpu.json

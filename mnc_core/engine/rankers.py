@@ -15,7 +15,8 @@ the metrics consume), the rank it implies (1 = best) and a confidence:
 
 Speed settings (fixed for all data, not tuned per fold): 300 iterations (the
 paper's), depth 4, 32 feature borders, plain boosting and one leaf-estimation
-step; with a few hundred training rows this is ~15x faster than CatBoost's defaults.
+step; with a few hundred training rows this is many times faster than CatBoost's
+defaults.
 """
 
 from __future__ import annotations

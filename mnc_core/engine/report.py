@@ -2,7 +2,7 @@
 
 JSON layout (one format for both protocols):
     {"wall_s": float, "protocol": "loo" | "sparsity", "kb": str, "ranker": str,
-     "seed": int, "targets": [...] | null, "skipped": [...],
+     "seed": int, "use_score_before": bool, "targets": [...] | null, "skipped": [...],
      "methods": {name: {"mean": {osr, wtau, o2b, o2o, top1, pearson},
                         "per_dataset": {dataset_id: {same keys}}}},
      "levels": {"0.1": {name: {"mean": {...}}, "evaluated": n, "skipped": n}, ...}}
