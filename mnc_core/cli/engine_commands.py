@@ -166,30 +166,12 @@ def rank(
         table = rank_new_dataset(knowledge, dataset, _settings(ranker, None, None), seed)
         typer.echo(f"{dataset}: predicted ranking ({knowledge.metric}, "
                    f"{'higher' if knowledge.higher_is_better else 'lower'} is better when known)")
-        width = max([40, *map(len, table.index)])  # long model ids keep the columns aligned
-        typer.echo(
-            f"{'rank':>4}  {'model':<{width}} {'goodness':>9} {'confidence':>10} {'known':>10}"
-        )
-        for model, row in table.iterrows():
-            confidence = "n/a" if row.isna()["confidence"] else f"{row['confidence']:.2f}"
-            known = "-" if row.isna()["known_score"] else f"{row['known_score']:.4g}"
-            typer.echo(f"{int(row['rank']):>4}  {model:<{width}} {row['goodness']:>9.3f} "
-                       f"{confidence:>10} {known:>10}")
+        typer.echo(report.ranking_table(table))
         if json_path is not None:
-            rows = [
-                {
-                    "model": model,
-                    "rank": int(row["rank"]),
-                    "goodness": float(row["goodness"]),
-                    "confidence": None if row.isna()["confidence"] else float(row["confidence"]),
-                    "known_score": None if row.isna()["known_score"] else float(row["known_score"]),
-                }
-                for model, row in table.iterrows()
-            ]
             report.write_json(
                 {"kb": str(kb), "dataset": dataset, "metric": knowledge.metric,
                  "higher_is_better": knowledge.higher_is_better, "ranker": ranker,
-                 "ranking": rows},
+                 "ranking": report.ranking_rows(table)},
                 json_path,
             )
 

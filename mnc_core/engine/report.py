@@ -19,6 +19,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from mnc_core.engine.metrics import HIGHER_IS_BETTER_METRIC, METRIC_NAMES
 
 METHOD_ORDER = (
@@ -63,6 +65,39 @@ def levels_table(levels: dict[str, dict], metric: str = "osr") -> str:
             "  ".join([f"{level:<6}", *cells, f"{row['evaluated']:>9}  {row['skipped']:>7}"])
         )
     return f"{metric} per sparsity level\n" + "\n".join(lines)
+
+
+def _optional(value) -> float | None:
+    """A float, or None for a missing value (None or NaN)."""
+    return None if pd.isna(value) else float(value)
+
+
+def ranking_table(table: pd.DataFrame) -> str:
+    """`mnc rank`'s printed ranking (`table`: `rank_new_dataset`'s frame, index = model)."""
+    width = max([40, *map(len, table.index)])  # long model ids keep the columns aligned
+    lines = [f"{'rank':>4}  {'model':<{width}} {'goodness':>9} {'confidence':>10} {'known':>10}"]
+    for model, row in table.iterrows():
+        confidence, known = _optional(row["confidence"]), _optional(row["known_score"])
+        lines.append(
+            f"{int(row['rank']):>4}  {model:<{width}} {row['goodness']:>9.3f} "
+            f"{'n/a' if confidence is None else f'{confidence:.2f}':>10} "
+            f"{'-' if known is None else f'{known:.4g}':>10}"
+        )
+    return "\n".join(lines)
+
+
+def ranking_rows(table: pd.DataFrame) -> list[dict]:
+    """The `ranking` list of `mnc rank --json`: one dict per model, null where unknown."""
+    return [
+        {
+            "model": model,
+            "rank": int(row["rank"]),
+            "goodness": float(row["goodness"]),
+            "confidence": _optional(row["confidence"]),
+            "known_score": _optional(row["known_score"]),
+        }
+        for model, row in table.iterrows()
+    ]
 
 
 def check_json_path(path: Path) -> None:
