@@ -98,3 +98,27 @@ def test_unwritable_json_path_is_refused_before_any_work(kb_dir, tmp_path, monke
         app, ["rank", "--kb", str(kb_dir), "--dataset", "x", "--json", str(folder)]
     )
     assert rank_into_folder.exit_code == 2 and "is a folder" in rank_into_folder.output
+
+
+def test_ranking_rows_and_table_mark_unknown_values():
+    """A ranker without confidence (NaN) and a model without a known score print and dump as
+    n/a / - and null, never as the string 'nan' (which json.dump would refuse)."""
+    import numpy as np
+    import pandas as pd
+
+    from mnc_core.engine.report import ranking_rows, ranking_table
+
+    table = pd.DataFrame(
+        {"rank": [1, 2], "goodness": [0.5, -0.25], "confidence": [np.nan, np.nan],
+         "known_score": [12.5, np.nan]},
+        index=["model-a", "model-b"],
+    )
+    rows = ranking_rows(table)
+    assert rows == [
+        {"model": "model-a", "rank": 1, "goodness": 0.5, "confidence": None, "known_score": 12.5},
+        {"model": "model-b", "rank": 2, "goodness": -0.25, "confidence": None, "known_score": None},
+    ]
+    json.dumps(rows, allow_nan=False)
+    lines = ranking_table(table).splitlines()
+    assert lines[1].split() == ["1", "model-a", "0.500", "n/a", "12.5"]
+    assert lines[2].split() == ["2", "model-b", "-0.250", "n/a", "-"]
