@@ -27,19 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from engine_tg_quality import TG_DIR, published
+from engine_tg_quality import TG_DIR, proxy_ranks, published
 from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
 from mnc_core.engine.metrics import dataset_metrics, normalised_ranks
 from mnc_core.kb.importers.transfergraph import import_transfergraph
-
-
-def proxy_ranks(score_before: str) -> pd.DataFrame:
-    """Normalised ranks (dataset x model, 0 = best) of a transferability score."""
-    kb = import_transfergraph(TG_DIR, score_before=score_before).kb
-    table = kb.edges.pivot(index="dataset", columns="model", values="score_before")
-    return normalised_ranks(table, True)
 
 
 def wtau(goodness: pd.Series, truth: pd.Series) -> float:
@@ -98,10 +91,11 @@ def target_row(scores, ranks, logme, regh, target) -> dict[str, float]:
 def main() -> None:
     if not TG_DIR.is_dir():
         raise SystemExit(f"{TG_DIR} absent: nothing to run")
-    kb = import_transfergraph(TG_DIR).kb
+    kb = import_transfergraph(TG_DIR, score_before="logme").kb
     scores = kb.score_matrix()
     ranks = normalised_ranks(scores, kb.higher_is_better)
-    logme, regh = proxy_ranks("logme"), proxy_ranks("reg-h-score")
+    logme = proxy_ranks(kb)
+    regh = proxy_ranks(import_transfergraph(TG_DIR, score_before="reg-h-score").kb)
     targets, _ = published()
     table = pd.DataFrame(
         {t: target_row(scores, ranks, logme, regh, t) for t in targets}

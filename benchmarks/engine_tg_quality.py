@@ -37,7 +37,12 @@ import pandas as pd  # noqa: E402
 from mnc_core.engine import baselines  # noqa: E402
 from mnc_core.engine.embedding import embed_graphs  # noqa: E402
 from mnc_core.engine.inputs import BOTH  # noqa: E402
-from mnc_core.engine.metrics import dataset_metrics, mean_metrics, overall_best_model  # noqa: E402
+from mnc_core.engine.metrics import (  # noqa: E402
+    dataset_metrics,
+    mean_metrics,
+    normalised_ranks,
+    overall_best_model,
+)
 from mnc_core.engine.predict import (  # noqa: E402
     EngineSettings,
     Fold,
@@ -77,6 +82,13 @@ def published(metric: str = "wtau") -> tuple[list[str], dict[str, dict[str, floa
         if row[0] in PUBLISHED_ROWS and metric in PUBLISHED
     }
     return targets, values
+
+
+def proxy_ranks(kb) -> pd.DataFrame:
+    """Normalised ranks (dataset x model, 0 = best) of the KB's transferability score
+    (`score_before` of an import with `score_before="logme"` or `"reg-h-score"`)."""
+    table = kb.edges.pivot(index="dataset", columns="model", values="score_before")
+    return normalised_ranks(table, True)
 
 
 def evaluate(seed: int = 0) -> dict:

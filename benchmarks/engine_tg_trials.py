@@ -33,7 +33,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from engine_tg_quality import TG_DIR, published  # noqa: E402
+from engine_tg_quality import TG_DIR, proxy_ranks, published  # noqa: E402
 
 import mnc_core.engine.inputs as engine_inputs  # noqa: E402
 import mnc_core.engine.predict as engine_predict  # noqa: E402
@@ -102,10 +102,7 @@ def source_inputs(kb) -> Extra:
 
 def regh_inputs() -> Extra:
     """The model's normalised Reg-H-Score rank on the row's dataset (NaN where unknown)."""
-    kb = import_transfergraph(TG_DIR, score_before="reg-h-score").kb
-    ranks = normalised_ranks(
-        kb.edges.pivot(index="dataset", columns="model", values="score_before"), True
-    )
+    ranks = proxy_ranks(import_transfergraph(TG_DIR, score_before="reg-h-score").kb)
 
     def add(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
         known = dataset in ranks.index
