@@ -76,10 +76,10 @@ def ranking_table(table: pd.DataFrame) -> str:
     """`mnc rank`'s printed ranking (`table`: `rank_new_dataset`'s frame, index = model)."""
     width = max([40, *map(len, table.index)])  # long model ids keep the columns aligned
     lines = [f"{'rank':>4}  {'model':<{width}} {'goodness':>9} {'confidence':>10} {'known':>10}"]
-    for model, row in table.iterrows():
-        confidence, known = _optional(row["confidence"]), _optional(row["known_score"])
+    for row in ranking_rows(table):
+        confidence, known = row["confidence"], row["known_score"]
         lines.append(
-            f"{int(row['rank']):>4}  {model:<{width}} {row['goodness']:>9.3f} "
+            f"{row['rank']:>4}  {row['model']:<{width}} {row['goodness']:>9.3f} "
             f"{'n/a' if confidence is None else f'{confidence:.2f}':>10} "
             f"{'-' if known is None else f'{known:.4g}':>10}"
         )
