@@ -6,7 +6,6 @@ torch and diffusers are imported inside the command functions so that `mnc
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -62,10 +61,17 @@ def features_command(
     """Model features (paper section 4.2) of the catalog or of the given pipeline dirs."""
     import pandas as pd
 
+    from mnc_core.engine import report
     from mnc_core.t2i.model_features import compute_model_features
     from mnc_core.t2i.zoo import ZooConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if json_path is not None:
+        try:
+            report.check_json_path(json_path)
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=2) from err
     cache = None if no_cache else (cache_dir or default_cache_dir())
     try:
         features = compute_model_features(model_dir or None, cache_dir=cache)
@@ -94,9 +100,8 @@ def features_command(
             typer.echo(features.table.T.round(3).to_string())
     if json_path is not None:
         try:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(features_json(features), indent=2) + "\n")
-        except OSError as err:
+            report.write_json(features_json(features), json_path)
+        except (OSError, ValueError) as err:
             typer.echo(f"error: cannot write {json_path}: {err}", err=True)
             raise typer.Exit(code=2) from err
         typer.echo(f"wrote {json_path}")

@@ -51,16 +51,19 @@ def test_missing_component_is_reported_not_a_traceback(
     assert "unet/config.json: missing" in result.output
 
 
-def test_unwritable_json_path_is_one_line_not_a_traceback(
+def test_unwritable_json_path_is_refused_before_counting(
     tiny_zoo: dict[str, Path], tmp_path: Path
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    out = blocker / "features.json"  # its parent is a file
-    result = CliRunner().invoke(
-        app, ["zoo", "features", "--no-cache", "--model-dir", str(tiny_zoo["tiny-sd"]),
-              "--json", str(out)]
-    )
-    assert result.exit_code == 2
-    assert f"error: cannot write {out}" in result.output
-    assert "Traceback" not in result.output
+    cache = tmp_path / "cache"
+    for out, reason in ((blocker / "features.json", "is not a folder"), (tmp_path, "is a folder")):
+        result = CliRunner().invoke(
+            app, ["zoo", "features", "--cache-dir", str(cache),
+                  "--model-dir", str(tiny_zoo["tiny-sd"]), "--json", str(out)]
+        )
+        assert result.exit_code == 2
+        assert f"error: {out}" in result.output and reason in result.output
+        assert "Traceback" not in result.output
+        assert not cache.exists(), "the features were counted before the path was checked"
+    assert blocker.read_text() == "not a folder"
