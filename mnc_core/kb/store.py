@@ -54,6 +54,7 @@ DISTANCES_CSV = "dataset_distances.csv"
 IDS_CSV = "ids.csv"
 AUX_EDGES_CSV = "aux_edges.csv"
 REQUIRED_FILES = (KB_JSON, EDGES_CSV, MODEL_FEATURES_CSV, DATASET_FEATURES_CSV, DISTANCES_CSV)
+KB_FILES = (*REQUIRED_FILES, IDS_CSV, AUX_EDGES_CSV)
 REQUIRED_EDGE_COLUMNS = ("model", "dataset", "score")
 OPTIONAL_EDGE_COLUMNS = ("score_before", "cost")
 ID_KINDS = ("model", "dataset")
@@ -405,16 +406,39 @@ def _chmod_like_mkdir(folder: Path) -> None:
 
 
 def _refuse_foreign_folder(target: Path) -> None:
-    """Never replace something that is not a knowledge base (user data could be lost)."""
+    """Never replace something that is not a knowledge base (user data could be lost).
+
+    An existing folder is replaced only when it is empty or holds nothing but the files
+    this writer produces and its kb.json is a KB manifest: a kb.json alone does not
+    make a folder disposable, and notes or results kept beside a KB are not ours to delete.
+    """
     if not target.exists():
         return
     if not target.is_dir():
         raise KnowledgeBaseError(f"{target}: exists and is not a folder; choose another --out")
-    if (target / KB_JSON).is_file() or not any(target.iterdir()):
+    entries = sorted(target.iterdir())
+    if not entries:
         return
-    raise KnowledgeBaseError(
-        f"{target}: folder exists, is not empty and holds no {KB_JSON}; refusing to replace it"
-    )
+    if not (target / KB_JSON).is_file():
+        raise KnowledgeBaseError(
+            f"{target}: folder exists, is not empty and holds no {KB_JSON}; refusing to replace it"
+        )
+    foreign = [e.name + ("/" if e.is_dir() else "") for e in entries
+               if e.name not in KB_FILES or not e.is_file()]
+    if foreign:
+        raise KnowledgeBaseError(
+            f"{target}: holds {', '.join(foreign)}, which a knowledge base does not; refusing "
+            "to replace it (move them away or choose another --out)"
+        )
+    try:
+        version = json.loads((target / KB_JSON).read_text(encoding="utf-8")).get("format_version")
+    except (OSError, ValueError, AttributeError):
+        version = None
+    if version is None:
+        raise KnowledgeBaseError(
+            f"{target / KB_JSON}: not a knowledge-base manifest (no format_version); "
+            "refusing to replace the folder"
+        )
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
@@ -429,7 +453,10 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     except BaseException:
         os.rename(backup, target)
         raise
-    shutil.rmtree(backup, ignore_errors=True)
+    if backup.is_symlink():  # --out was a link to a KB: the link is replaced, its target kept
+        backup.unlink()
+    else:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def _write_files(kb: KnowledgeBase, folder: Path) -> None:

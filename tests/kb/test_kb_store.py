@@ -377,6 +377,39 @@ def test_refuses_to_replace_a_folder_that_is_not_a_kb(tmp_path: Path) -> None:
     assert read_kb(write_kb(small_kb(), empty)).metric == "clip_fid"
 
 
+def test_files_kept_beside_a_kb_are_never_deleted(kb_dir: Path) -> None:
+    (kb_dir / "NOTES.md").write_text("my notes")
+    (kb_dir / "results").mkdir()
+    (kb_dir / "results" / "eval.json").write_text("{}")
+    before = {p: p.read_bytes() for p in kb_dir.rglob("*") if p.is_file()}
+    with pytest.raises(KnowledgeBaseError, match=r"holds NOTES\.md, results/"):
+        write_kb(small_kb(), kb_dir)
+    assert {p: p.read_bytes() for p in kb_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_kb_json_alone_does_not_make_a_folder_replaceable(tmp_path: Path) -> None:
+    only_manifest_name = tmp_path / "other"
+    only_manifest_name.mkdir()
+    (only_manifest_name / "kb.json").write_text('{"something": "else"}')
+    with pytest.raises(KnowledgeBaseError, match="not a knowledge-base manifest"):
+        write_kb(small_kb(), only_manifest_name)
+    assert (only_manifest_name / "kb.json").read_text() == '{"something": "else"}'
+    (only_manifest_name / "important.csv").write_text("data")
+    with pytest.raises(KnowledgeBaseError, match="holds important.csv"):
+        write_kb(small_kb(), only_manifest_name)
+    assert (only_manifest_name / "important.csv").read_text() == "data"
+
+
+def test_out_as_a_link_to_a_kb_leaves_no_litter(kb_dir: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(kb_dir, target_is_directory=True)
+    before = _snapshot(kb_dir)
+    write_kb(small_kb(), link)
+    assert read_kb(link).metric == "clip_fid" and not link.is_symlink()
+    assert _snapshot(kb_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["kb", "link"])
+
+
 def test_non_json_extra_is_refused(tmp_path: Path) -> None:
     kb = small_kb()
     odd = replace(kb, extra={"when": object()})
