@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from mnc_core.cli.options import seed_option
+
 USAGE_ERROR = 2
 
 
@@ -72,7 +74,7 @@ def evaluate(
     ranker: Annotated[
         str, typer.Option(help="catboost-class | catboost-yetirank | catboost-regression.")
     ] = "catboost-class",
-    seed: Annotated[int, typer.Option(help="Seed of walks, rankers and sparsity draws.")] = 0,
+    seed: Annotated[int, seed_option("Seed of walks, rankers and sparsity draws.")] = 0,
     targets: Annotated[
         str | None, typer.Option(help="Comma-separated target datasets (default: all).")
     ] = None,
@@ -96,10 +98,10 @@ def evaluate(
         from mnc_core.kb.store import read_kb
 
         started = time.perf_counter()
-        report.check_json_path(json_path)
+        report.check_json_path(json_path, kb)
         knowledge = read_kb(kb)
         settings = _settings(ranker, walks, iterations, use_score_before)
-        chosen = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
+        chosen = _targets(targets)
         if protocol is Protocol.loo:
             result = protocols.leave_one_out(knowledge, settings, seed, chosen)
         else:
@@ -130,6 +132,16 @@ def evaluate(
     _run_or_exit(action)
 
 
+def _targets(text: str | None) -> list[str] | None:
+    """`--targets a,b` as a list; None (every dataset) when the option is not given."""
+    if text is None:
+        return None
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    if not chosen:
+        raise ValueError(f"--targets: no dataset id in {text!r}; leave it out to use every dataset")
+    return chosen
+
+
 def _levels(text: str | None) -> tuple[float, ...]:
     from mnc_core.engine.protocols import SPARSITY_LEVELS
 
@@ -149,7 +161,7 @@ def rank(
         Path | None, typer.Option("--json", help="Also write the ranking as JSON.")
     ] = None,
     ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
-    seed: Annotated[int, typer.Option(help="Seed of walks and ranker.")] = 0,
+    seed: Annotated[int, seed_option("Seed of walks and ranker.")] = 0,
 ) -> None:
     """Rank every model for one dataset, treating it as new (its known scores shown beside)."""
 
@@ -159,7 +171,7 @@ def rank(
         from mnc_core.kb.store import read_kb
 
         if json_path is not None:
-            report.check_json_path(json_path)
+            report.check_json_path(json_path, kb)
         knowledge = read_kb(kb)
         if dataset not in knowledge.datasets:
             raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mnc_core.cli.options import seed_option
+
 if TYPE_CHECKING:
     from mnc_core.kb.schema import KnowledgeBase
 
@@ -78,7 +80,7 @@ def _print_summary(
 
 def demo_kb(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the knowledge base to.")],
-    seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 0,
+    seed: Annotated[int, seed_option("Random seed of the generator.")] = 0,
     datasets: Annotated[int, typer.Option("--datasets", min=2, help="Number of datasets.")] = 32,
     models: Annotated[int, typer.Option("--models", min=2, help="Number of models.")] = 10,
     zoo_features: Annotated[

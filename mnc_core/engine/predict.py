@@ -286,6 +286,11 @@ def rank_new_dataset(
         kb, [fold], replace(settings, catboost=catboost), seed, workers=1
     )
     prediction = prediction["mnc"]["rank"]
+    if prediction.table["goodness"].nunique() <= 1:
+        raise ValueError(
+            f"cannot rank models for {dataset!r}: the other datasets' known scores leave "
+            "nothing to learn (every model ties); the knowledge base needs more scores"
+        )
     known = fold.target_edges().set_index("model")["score"]
     table = prediction.table.copy()
     table["known_score"] = known.reindex(table.index)

@@ -82,7 +82,7 @@ def _constant(values: np.ndarray) -> bool:
     """Whether every training target is the same: nothing to learn, CatBoost refuses it.
 
     Happens on sparse KBs (every training dataset with one known model); the rankers
-    then predict a tie (goodness 0 for every model).
+    then predict a tie (goodness 0 for every model, confidence unknown).
     """
     return len(np.unique(values)) <= 1
 
@@ -115,7 +115,7 @@ class ClassRanker(Ranker):
 
     def predict(self, inputs):
         if self.constant is not None:
-            return _with_ranks(np.zeros(len(inputs)), inputs.index, 1.0)
+            return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
         probabilities = self.model.predict_proba(inputs.to_numpy())
         classes = np.asarray(self.model.classes_, dtype=float)
         expected = probabilities @ classes

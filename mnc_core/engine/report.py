@@ -100,13 +100,16 @@ def ranking_rows(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-def check_json_path(path: Path) -> None:
-    """Refuse, before any long work, a JSON report path that cannot be written.
+def check_json_path(path: Path, kb: Path | None = None) -> None:
+    """Refuse, before any long work, a JSON report path that cannot or must not be written.
 
     Why: an evaluation runs minutes; finding out afterwards that `--json` names a
-    folder or an unwritable place would lose its result.
+    folder or an unwritable place would lose its result. A path inside the knowledge
+    base folder `kb` is refused too: it could overwrite one of the KB's files.
     """
     path = Path(path)
+    if kb is not None and Path(kb).resolve() in path.resolve().parents:
+        raise ValueError(f"{path}: inside the knowledge base folder {kb}; write reports elsewhere")
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; --json needs a file path")
     parent = next((p for p in path.parents if p.exists()), Path("."))

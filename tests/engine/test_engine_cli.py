@@ -100,6 +100,38 @@ def test_unwritable_json_path_is_refused_before_any_work(kb_dir, tmp_path, monke
     assert rank_into_folder.exit_code == 2 and "is a folder" in rank_into_folder.output
 
 
+def test_json_inside_the_kb_folder_is_refused(kb_dir, small_kb, monkeypatch):
+    """--json must never overwrite one of the KB's own files."""
+    import mnc_core.engine.protocols as protocols
+
+    monkeypatch.setattr(protocols, "leave_one_out", lambda *a, **k: pytest.fail("ran"))
+    before = {p.name: p.read_bytes() for p in kb_dir.iterdir()}
+    runner = CliRunner()
+    for args in (["rank", "--dataset", small_kb.datasets[0]], ["evaluate"]):
+        for name in ("edges.csv", "kb.json", "new-report.json"):
+            result = runner.invoke(app, [*args, "--kb", str(kb_dir), "--json", str(kb_dir / name)])
+            assert result.exit_code == 2, result.output
+            assert "inside the knowledge base folder" in result.output
+    assert {p.name: p.read_bytes() for p in kb_dir.iterdir()} == before
+
+
+def test_targets_without_any_id_and_out_of_range_seeds_are_usage_errors(kb_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "eval.json"
+    empty = runner.invoke(app, ["evaluate", "--kb", str(kb_dir), "--targets", ",",
+                                "--json", str(out)])
+    assert empty.exit_code == 2 and "--targets: no dataset id" in empty.output
+    assert not out.exists()
+    for command in (["rank", "--kb", str(kb_dir), "--dataset", "x"],
+                    ["evaluate", "--kb", str(kb_dir), "--json", str(out)],
+                    ["demo-kb", "--out", str(tmp_path / "demo")]):
+        for seed in ("-1", str(2**32), "99999999999999999999"):
+            result = runner.invoke(app, [*command, "--seed", seed])
+            assert result.exit_code == 2, (command, seed, result.output)
+            assert "--seed" in result.output and "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "demo").exists()
+
+
 def test_ranking_rows_and_table_mark_unknown_values():
     """A ranker without confidence (NaN) and a model without a known score print and dump as
     n/a / - and null, never as the string 'nan' (which json.dump would refuse)."""

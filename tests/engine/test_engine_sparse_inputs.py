@@ -49,6 +49,15 @@ def test_rank_with_nothing_to_learn_names_the_dataset(small_kb, fast_settings):
         rank_new_dataset(_only_on(small_kb, {only}), only, fast_settings)
 
 
+def test_rank_refuses_a_tie_learned_from_constant_targets(small_kb, fast_settings):
+    # one known score in the whole KB, on another dataset: every training row is
+    # "rank 0", so the ranker can only tie every model; say so rather than print a ranking
+    target, other = small_kb.datasets[:2]
+    kb = _only_on(small_kb, {other}, models_per_dataset=1)
+    with pytest.raises(ValueError, match=f"cannot rank models for '{target}'.*every model ties"):
+        rank_new_dataset(kb, target, fast_settings)
+
+
 @pytest.mark.parametrize("ranker", sorted(RANKERS))
 def test_every_ranker_predicts_a_tie_from_constant_targets(small_kb, fast_settings, ranker):
     # every training dataset knows one model: every training target is "rank 0"
@@ -59,6 +68,7 @@ def test_every_ranker_predicts_a_tie_from_constant_targets(small_kb, fast_settin
     settings = replace(fast_settings, ranker=ranker)
     table = predict_folds(kb, [fold], settings, variants={"f": FEATURES_ONLY})["f"]["f"].table
     assert (table["goodness"] == 0).all()
+    assert table["confidence"].isna().all()  # nothing learned: no confidence to claim
     assert sorted(table["rank"]) == list(range(1, len(kb.models) + 1))
 
 
