@@ -196,6 +196,41 @@ def test_transfergraph_score_column_choice(tg_dir: Path) -> None:
     assert kb.edges["score"].max() == pytest.approx(0.85 / 2)  # best kept full run, halved
 
 
+def _cell(table: pd.DataFrame, row: int, column: str, value) -> pd.DataFrame:
+    """The table with one cell (0-based data row) replaced, as text where needed."""
+    table = table.astype({column: object})
+    table.loc[table.index[row], column] = value
+    return table
+
+
+@pytest.mark.parametrize(
+    ("file", "row", "column", "value", "pattern"),
+    [
+        ("model_config_dataset.csv", 1, "number_of_parameters", "lots",
+         r"model_config_dataset\.csv row 2: column number_of_parameters value 'lots' is not a "
+         r"number"),
+        ("model_config_dataset.csv", 1, "memory_consumption", "inf",
+         r"model_config_dataset\.csv row 2: column memory_consumption .* not a finite number"),
+        ("target_dataset_features.csv", 0, "size", "inf",
+         r"target_dataset_features\.csv row 1: column size .* not a finite number > 0"),
+        ("target_dataset_features.csv", 2, "size", -5,
+         r"target_dataset_features\.csv row 3: column size value -5 is not a finite number > 0"),
+        ("target_dataset_features.csv", 1, "number_of_classes", 0,
+         r"target_dataset_features\.csv row 2: column number_of_classes value 0 is not a finite"),
+    ],
+)
+def test_transfergraph_bad_feature_number_names_its_row(
+    tg_dir: Path, file: str, row: int, column: str, value, pattern: str
+) -> None:
+    """One bad number in a feature column is an error, never a silently flattened or
+    dropped column (features are standardised over the whole column)."""
+    index_col = 0 if file.startswith("model_config") else None
+    table = pd.read_csv(tg_dir / file, index_col=index_col)
+    _cell(table, row, column, value).to_csv(tg_dir / file, index=index_col is not None)
+    with pytest.raises(ImportInputError, match=pattern):
+        import_transfergraph(tg_dir)
+
+
 @pytest.mark.parametrize(
     ("file", "edit", "pattern"),
     [

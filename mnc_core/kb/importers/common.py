@@ -122,6 +122,27 @@ def numeric_column(table: pd.DataFrame, column: str, file: Path) -> pd.Series:
     return values.astype(float)
 
 
+def feature_column(
+    table: pd.DataFrame, column: str, file: Path, *, positive: bool = False
+) -> pd.Series:
+    """A feature column as floats: not-a-number text, infinity (and with `positive`, a
+    value <= 0) raise naming file, row and column; empty cells stay NaN (missing).
+
+    Why: features are standardised over the whole column, so one infinite value would
+    silently flatten it for every model or dataset.
+    """
+    values = numeric_column(table, column, file)
+    bad = np.isinf(values) | ((values <= 0) if positive else False)
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        need = "a finite number > 0" if positive else "a finite number"
+        raise ImportInputError(
+            f"{file} row {data_row(table.index, position)}: column {column} value "
+            f"{table[column].iloc[position]!r} is not {need}"
+        )
+    return values
+
+
 def slug_map(names: Iterable[str], source: NameSource | None = None) -> dict[str, str]:
     """Original name -> slug via `slugify`; names whose slugs collide get a hash suffix.
 

@@ -56,6 +56,7 @@ from mnc_core.kb.importers.common import (
     ImportResult,
     NameSource,
     average_duplicates,
+    feature_column,
     id_map_table,
     numeric_column,
     one_hot,
@@ -157,8 +158,8 @@ def _target_table(file: Path, drops: DropCounter) -> pd.DataFrame:
     Column `row` keeps each name's 0-based data row in the file for error messages.
     """
     table = read_table(file, ("finetune_dataset", "size", "number_of_classes"))
-    table["size"] = numeric_column(table, "size", file)
-    table["number_of_classes"] = numeric_column(table, "number_of_classes", file)
+    table["size"] = feature_column(table, "size", file, positive=True)
+    table["number_of_classes"] = feature_column(table, "number_of_classes", file, positive=True)
     keep = drops.drop(table["finetune_dataset"].isna(), f"{file.name}: row without a dataset name")
     table = table[keep]
     table["finetune_dataset"] = table["finetune_dataset"].astype(str).str.strip()
@@ -398,7 +399,8 @@ def _model_features(file: Path, models: list[str], drops: DropCounter) -> pd.Dat
         if column in table.columns:
             blocks.append(one_hot(table[column], prefix))
     for column in _numeric_columns(config):
-        blocks.append(scaled_numbers(table[column], f"log_{column}", log_scale=True))
+        numbers = feature_column(config, column, file).set_axis(config["model"])
+        blocks.append(scaled_numbers(numbers.reindex(models), f"log_{column}", log_scale=True))
     features = pd.concat(blocks, axis=1)
     if not features["metadata_missing"].any():
         features = features.drop(columns="metadata_missing")
@@ -406,15 +408,17 @@ def _model_features(file: Path, models: list[str], drops: DropCounter) -> pd.Dat
 
 
 def _numeric_columns(config: pd.DataFrame) -> list[str]:
-    """Numeric metadata columns, leaving out unnamed index columns and the categoricals."""
-    return [
-        c
-        for c in config.columns
-        if pd.api.types.is_numeric_dtype(config[c])
-        and not str(c).startswith("Unnamed")
-        and c not in MODEL_CATEGORICAL
-        and config[c].notna().any()
-    ]
+    """Numeric metadata columns: those whose filled cells are mostly numbers, leaving out
+    unnamed index columns and the categoricals. "Mostly", not "all": a stray text cell
+    in a number column must be reported (by `feature_column`), not drop the column."""
+    columns = []
+    for column in config.columns:
+        if str(column).startswith("Unnamed") or column in (*MODEL_CATEGORICAL, "model"):
+            continue
+        filled = config[column].dropna()
+        if len(filled) and pd.to_numeric(filled, errors="coerce").notna().mean() > 0.5:
+            columns.append(column)
+    return columns
 
 
 def _dataset_features(targets: pd.DataFrame) -> pd.DataFrame:
