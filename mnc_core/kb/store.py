@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.ids import InvalidIdError, check_slug
+from mnc_core.kb.csv_errors import csv_error_text
 from mnc_core.kb.schema import (
     AUX_EDGE_COLUMNS,
     DISTANCE_COLUMNS,
@@ -159,7 +160,7 @@ def _read_csv(file: Path, required: tuple[str, ...]) -> pd.DataFrame:
             f"{file}: empty file; it needs at least the header line {','.join(required)}"
         ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise KnowledgeBaseError(f"{file}: cannot parse as CSV ({exc})") from exc
+        raise KnowledgeBaseError(f"{file}: cannot parse as CSV ({csv_error_text(exc)})") from exc
     header = _header(file)
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:

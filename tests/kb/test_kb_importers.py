@@ -373,6 +373,21 @@ def test_parc_bad_rows(tmp_path: Path, rows: list, pattern: str) -> None:
         import_parc(write_parc(tmp_path / "all.csv", rows))
 
 
+def test_ragged_rows_are_one_line_naming_the_data_row(tg_dir: Path, tmp_path: Path) -> None:
+    records = tg_dir / "records.csv"
+    lines = records.read_text().splitlines()
+    lines[3] += ",extra"  # data row 3
+    records.write_text("\n".join(lines) + "\n")
+    pattern = r"records\.csv: cannot read as CSV \(row 3 has"
+    with pytest.raises(ImportInputError, match=pattern) as e:
+        import_transfergraph(tg_dir)
+    assert "\n" not in str(e.value)
+    parc = write_parc(tmp_path / "all.csv")
+    parc.write_text(parc.read_text() + "a,b,c,1,2\n")
+    with pytest.raises(ImportInputError, match=r"all\.csv: cannot read as CSV \(row \d+ has 5"):
+        import_parc(parc)
+
+
 def test_parc_missing_column(tmp_path: Path) -> None:
     file = tmp_path / "all.csv"
     pd.DataFrame({"Architecture": ["a"], "Oracle": [1.0]}).to_csv(file, index=False)

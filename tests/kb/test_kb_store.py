@@ -240,6 +240,19 @@ def test_row_numbers_count_blank_lines_and_trailing_ones_are_ignored(kb_dir: Pat
         read_kb(kb_dir)
 
 
+def test_row_with_extra_cells_is_named_as_its_data_row(kb_dir: Path) -> None:
+    file = kb_dir / store.EDGES_CSV
+    lines = file.read_text().splitlines()
+    lines[2] += ",1"  # data row 2
+    file.write_text("\n".join(lines) + "\n")
+    n_header = len(lines[0].split(","))
+    with pytest.raises(KnowledgeBaseError) as caught:
+        read_kb(kb_dir)
+    assert str(caught.value) == (
+        f"{file}: cannot parse as CSV (row 2 has {n_header + 1} cells, the header {n_header})"
+    )
+
+
 def test_empty_csv_file_is_named(kb_dir: Path) -> None:
     (kb_dir / store.DISTANCES_CSV).write_text("")
     with pytest.raises(KnowledgeBaseError, match=r"dataset_distances\.csv: empty file"):

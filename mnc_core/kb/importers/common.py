@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.ids import InvalidIdError, slugify
+from mnc_core.kb.csv_errors import csv_error_text
 from mnc_core.kb.schema import ID_MAP_COLUMNS, KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def read_table(file: Path, required: Iterable[str], **options: object) -> pd.Dat
     try:
         table = pd.read_csv(file, **CSV_MISSING, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ImportInputError(f"{file}: cannot read as CSV ({exc})") from exc
+        raise ImportInputError(f"{file}: cannot read as CSV ({csv_error_text(exc)})") from exc
     absent = [c for c in required if c not in table.columns]
     if absent:
         raise ImportInputError(
