@@ -117,7 +117,7 @@ def _read_meta(file: Path) -> dict:
     if not isinstance(meta, dict):
         raise KnowledgeBaseError(f"{file}: expected a JSON object")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # not true, not 1.0
         raise KnowledgeBaseError(
             f"{file}: unknown format_version {version!r}; this version of mnc reads "
             f"format_version {FORMAT_VERSION}"
@@ -227,6 +227,8 @@ def _parse_numbers(
         if text == "":
             raise KnowledgeBaseError(f"{_where(file, row)}: column {column} is empty")
         try:
+            if "_" in text:  # float() reads "1_000" as 1000; a CSV number has no "_"
+                raise ValueError(text)
             number = float(text)
         except ValueError as exc:
             raise KnowledgeBaseError(
@@ -413,6 +415,11 @@ def _refuse_foreign_folder(target: Path) -> None:
     this writer produces and its kb.json is a KB manifest: a kb.json alone does not
     make a folder disposable, and notes or results kept beside a KB are not ours to delete.
     """
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise KnowledgeBaseError(
+            f"{target}: {blocking} is a file, not a folder; choose another --out"
+        )
     if not target.exists():
         return
     if not target.is_dir():

@@ -156,6 +156,7 @@ CSV_ERRORS = [
     (EDGES, _set(4, "score", "inf"), r"edges\.csv row 5: column score value 'inf' is not fin"),
     (EDGES, _set(0, "score", ""), r"edges\.csv row 1: column score is empty"),
     (EDGES, _set(0, "score", "good"), r"edges\.csv row 1: column score value 'good' is not a"),
+    (EDGES, _set(2, "score", "1_000"), r"edges\.csv row 3: column score value '1_000' is not a"),
     (EDGES, _set(3, "score_before", "-inf"), r"edges\.csv row 4: column score_before .*fin"),
     (EDGES, _set(2, "cost", "-1"), r"edges\.csv row 3: column cost value -1\.0 is negative"),
     (MODELS, _drop_rows, r"model_features\.csv: no rows"),
@@ -269,6 +270,8 @@ def test_missing_folder(tmp_path: Path) -> None:
     [
         ({"format_version": 2}, r"unknown format_version 2"),
         ({"format_version": None}, r"unknown format_version None"),
+        ({"format_version": True}, r"unknown format_version True"),
+        ({"format_version": 1.0}, r"unknown format_version 1\.0"),
         ({"metric": ""}, r"field 'metric' is empty"),
         ({"higher_is_better": "yes"}, r"field 'higher_is_better' must be a JSON bool"),
         ({"synthetic": None}, r"field 'synthetic' must be a JSON bool"),
@@ -421,6 +424,14 @@ def test_out_as_a_link_to_a_kb_leaves_no_litter(kb_dir: Path, tmp_path: Path) ->
     assert read_kb(link).metric == "clip_fid" and not link.is_symlink()
     assert _snapshot(kb_dir) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["kb", "link"])
+
+
+def test_out_under_a_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep")
+    with pytest.raises(KnowledgeBaseError, match=rf"{blocker} is a file, not a folder"):
+        write_kb(small_kb(), blocker / "sub" / "kb")
+    assert blocker.read_text() == "keep"
 
 
 def test_non_json_extra_is_refused(tmp_path: Path) -> None:
