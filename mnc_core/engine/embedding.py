@@ -17,8 +17,8 @@ nothing of another fold (e.g. one that still has the held-out dataset's edges) c
 reach it. Walks use node2vec+ (`extend=True`) on `SparseOTF` (transition
 probabilities on the fly: no memory blow-up on large unions).
 
-Reproducibility: set NUMBA_NUM_THREADS=1 before numba loads (the CLI and tests do);
-with several numba threads the walk-to-thread assignment, and so the walks, vary.
+Reproducibility: the walk kernel seeds each numba thread with seed + thread id, so
+`_component_walks` runs it on one thread whatever NUMBA_NUM_THREADS says.
 Nodes without any edge get a zero vector (no walk can say anything about them).
 
 Compile cost across processes: pecanpy's module-level numba kernels (transition
@@ -160,22 +160,33 @@ def _union_graph(graphs: Mapping[str, nx.Graph], settings: Node2VecSettings, see
 
 
 def _component_walks(union, names, index_of, settings, seed, has_nbrs, move_forward):
-    """Walks from one component's nodes, with pecanpy's compiled kernel and a fixed seed."""
+    """Walks from one component's nodes, with pecanpy's compiled kernel and a fixed seed.
+
+    The kernel is a numba `prange` loop that seeds each thread with `seed + thread id`
+    (its `workers` argument does nothing), so the walks are reproducible only on one
+    thread: it is forced here, whatever NUMBA_NUM_THREADS says, and restored after.
+    """
+    import numba
     from numba_progress import ProgressBar
 
     starts = np.array([index_of[n] for n in names], dtype=np.uint32)
     starts = np.concatenate([starts] * settings.num_walks)
     starts = starts[np.random.default_rng(seed).permutation(starts.size)]
-    with ProgressBar(total=starts.size, disable=True) as progress:
-        matrix = union._random_walks(
-            starts.size,
-            settings.walk_length,
-            seed,
-            starts,
-            has_nbrs,
-            move_forward,
-            progress,
-        )
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with ProgressBar(total=starts.size, disable=True) as progress:
+            matrix = union._random_walks(
+                starts.size,
+                settings.walk_length,
+                seed,
+                starts,
+                has_nbrs,
+                move_forward,
+                progress,
+            )
+    finally:
+        numba.set_num_threads(threads)
     return [union._map_walk(row) for row in matrix]
 
 

@@ -62,3 +62,34 @@ def test_bad_key_and_weight_are_refused(small_kb):
     graph.edges[u, v]["weight"] = 0.0
     with pytest.raises(ValueError, match="non-positive weight"):
         embed_graphs({"g": graph}, SETTINGS)
+
+
+_WALK_SCRIPT = """
+import json, sys
+import networkx as nx
+from mnc_core.engine.embedding import Node2VecSettings, embed_graphs
+graph = nx.Graph()
+for i in range(12):
+    graph.add_edge(f"n{i}", f"n{(i + 1) % 12}", weight=1.0 + i % 3)
+    graph.add_edge(f"n{i}", f"n{(i + 5) % 12}", weight=0.5)
+settings = Node2VecSettings(dim=4, num_walks=6, walk_length=8, window=2)
+vectors = embed_graphs({"g": graph}, settings, seed=7)["g"]
+json.dump(vectors.round(12).to_dict(), sys.stdout)
+"""
+
+
+def test_walks_do_not_depend_on_numba_threads():
+    """pecanpy seeds each numba thread with seed + thread id: the embedding must force
+    one thread, or an exported NUMBA_NUM_THREADS silently changes every result."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(threads: str) -> dict:
+        env = {**os.environ, "NUMBA_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", _WALK_SCRIPT], env=env,
+                              capture_output=True, text=True, check=True, timeout=300)
+        return json.loads(done.stdout)
+
+    assert run("2") == run("1")
