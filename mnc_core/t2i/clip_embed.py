@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mnc_core.folders import refuse_foreign_folder, swap_in
 from mnc_core.ids import slugify
 from mnc_core.t2i.datasets import (
     DEFAULT_MIN_PAIRS,
@@ -265,6 +266,12 @@ def _read_cache(cache_dir: Path, key: str) -> DatasetEmbedding | None:
     return DatasetEmbedding(**arrays, files=list(meta["files"]), key=key, cache_hit=True)
 
 
+def _refuse_foreign_cache(cache_dir: Path) -> None:
+    """Only an embedding cache (key.json + our .npy files) may be replaced: never user data."""
+    refuse_foreign_folder(cache_dir, _KEY_FILE, [f"{n}.npy" for n in _CACHE_ARRAYS],
+                          "CLIP embedding cache")
+
+
 def _write_cache(cache_dir: Path, result: DatasetEmbedding, clip_name: str) -> None:
     """Write all files to a staging folder, then swap it in: readers never see a half cache."""
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -275,13 +282,8 @@ def _write_cache(cache_dir: Path, result: DatasetEmbedding, clip_name: str) -> N
         meta = {"key": result.key, "clip": clip_name, "files": result.files,
                 "n": len(result.files), "dim": int(result.embeddings.shape[1])}
         (staging / _KEY_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        old = None
-        if cache_dir.exists():
-            old = cache_dir.with_name(f".{cache_dir.name}.old-{staging.name}")
-            cache_dir.rename(old)
-        staging.rename(cache_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _refuse_foreign_cache(cache_dir)  # again: the folder may have changed while embedding
+        swap_in(staging, cache_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -307,6 +309,7 @@ def embed_dataset(
     if cached is not None:
         log.info("%s: CLIP embeddings from cache %s", dataset_dir, cache_dir)
         return cached
+    _refuse_foreign_cache(cache_dir)
     dataset = load_imagefolder(dataset_dir, min_pairs=min_pairs, min_side=min_side)
     pairs = dataset.pairs
     embeddings = embedder.embed_images([p.path for p in pairs], batch_size=batch_size)

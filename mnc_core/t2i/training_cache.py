@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from mnc_core.folders import refuse_foreign_folder, swap_in
 from mnc_core.t2i.datasets import ImageCaptionPair, preprocess_image
 from mnc_core.t2i.lora_families import FamilySpec, encode_captions, encode_pixels
 
@@ -35,6 +36,7 @@ CACHE_FINGERPRINT_FILE = "cache.json"
 _SHARD_SIZE = 64
 _ENCODE_BATCH = 8
 _CACHE_VERSION = 1
+_SHARD_PATTERNS = ("latents-*.safetensors", "text-*.safetensors")
 
 
 def _fingerprint(
@@ -102,19 +104,37 @@ def build_cache(
     if _stored_fingerprint(cache_dir / CACHE_FINGERPRINT_FILE) == fingerprint:
         log.info("reusing cached latents and text embeddings in %s", cache_dir)
         return TrainingCache(cache_dir)
-    tmp = cache_dir.with_name(f".{cache_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    _refuse_foreign_cache(cache_dir)
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-", dir=cache_dir.parent))
+    try:
+        _write_shards(spec, pipe, pairs, tmp, resolution, max_len)
+        meta = {"fingerprint": fingerprint, "n_items": len(pairs), "shard_size": _SHARD_SIZE}
+        (tmp / CACHE_FINGERPRINT_FILE).write_text(json.dumps(meta, indent=2))
+        _refuse_foreign_cache(cache_dir)  # again: the folder may have changed while encoding
+        swap_in(tmp, cache_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return TrainingCache(cache_dir)
+
+
+def _write_shards(
+    spec: FamilySpec, pipe, pairs: list[ImageCaptionPair], folder: Path, resolution: int,
+    max_len: int | None,
+) -> None:
+    """Encode `pairs` into `_SHARD_SIZE`-row latents/text safetensors shards in `folder`."""
     n_shards = (len(pairs) + _SHARD_SIZE - 1) // _SHARD_SIZE
     for shard in tqdm(range(n_shards), desc="encode latents+text", unit="shard"):
         rows = pairs[shard * _SHARD_SIZE : (shard + 1) * _SHARD_SIZE]
         latents, text = _encode_shard(spec, pipe, rows, resolution, max_len)
-        save_file(latents, str(tmp / f"latents-{shard:05d}.safetensors"))
-        save_file(text, str(tmp / f"text-{shard:05d}.safetensors"))
-    meta = {"fingerprint": fingerprint, "n_items": len(pairs), "shard_size": _SHARD_SIZE}
-    (tmp / CACHE_FINGERPRINT_FILE).write_text(json.dumps(meta, indent=2))
-    _swap_in(tmp, cache_dir)
-    return TrainingCache(cache_dir)
+        save_file(latents, str(folder / f"latents-{shard:05d}.safetensors"))
+        save_file(text, str(folder / f"text-{shard:05d}.safetensors"))
+
+
+def _refuse_foreign_cache(cache_dir: Path) -> None:
+    """Only a training cache (cache.json + our shards) may be replaced: never user data."""
+    refuse_foreign_folder(cache_dir, CACHE_FINGERPRINT_FILE, _SHARD_PATTERNS, "training cache")
 
 
 def _stored_fingerprint(marker: Path) -> str | None:
@@ -123,18 +143,6 @@ def _stored_fingerprint(marker: Path) -> str | None:
         return json.loads(marker.read_text()).get("fingerprint")
     except (OSError, json.JSONDecodeError, AttributeError):
         return None
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace `final` by the complete `tmp` folder (old contents removed only after)."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
 
 
 @dataclass

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from mnc_core.t2i.datasets import load_imagefolder
 from mnc_core.t2i.lora_families import LORA_WEIGHTS_FILE
 from mnc_core.t2i.lora_training import (
     FINAL_DIR,
@@ -101,6 +103,28 @@ def test_cache_is_built_once_and_rebuilt_when_the_data_changes(
     assert len(calls) == 2, "a different resolution must re-encode"
     meta = json.loads((tmp_path / "c" / CACHE_FINGERPRINT_FILE).read_text())
     assert meta["n_items"] == len(tiny_dataset.train)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
+    tiny_pipeline_dir, tiny_dataset, tmp_path
+):
+    dataset_dir = tmp_path / "data"
+    shutil.copytree(tiny_dataset.root, dataset_dir)
+    dataset = load_imagefolder(dataset_dir)
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "precious.txt").write_text("do not delete")
+    for folder in (user, dataset_dir):
+        before = _snapshot(folder)
+        with pytest.raises(ValueError, match=str(folder)):
+            train_lora(tiny_pipeline_dir("sd15"), dataset, tmp_path / "run",
+                       tiny_config(max_steps=1), cache_dir=folder)  # fmt: skip
+        assert _snapshot(folder) == before
 
 
 def test_partial_checkpoint_folder_is_ignored_on_resume(tiny_pipeline_dir, tiny_dataset, tmp_path):
