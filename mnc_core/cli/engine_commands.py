@@ -10,16 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mnc_core.cli.options import seed_option
-
-USAGE_ERROR = 2
+from mnc_core.cli.common import run_or_exit, seed_option
 
 
 class Protocol(StrEnum):
@@ -30,23 +27,11 @@ class Protocol(StrEnum):
 
 
 def _setup() -> None:
-    """Reproducible walks (one numba thread) and progress lines on stderr."""
+    """One numba thread (the walks use one anyway; ranker fits get the cores, as in the
+    benchmarks) and progress lines on stderr, with times (evaluations run minutes)."""
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%X")
     logging.getLogger("mnc_core").setLevel(logging.INFO)
-
-
-def _run_or_exit(action: Callable[[], None]) -> None:
-    """Run `action`; expected input errors become one line on stderr and exit 2."""
-    _setup()
-    try:
-        action()
-    except KeyError as exc:
-        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
-        raise typer.Exit(code=USAGE_ERROR) from None
-    except (ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=USAGE_ERROR) from None
 
 
 def _settings(
@@ -129,7 +114,8 @@ def evaluate(
         report.write_json(document, json_path)
         typer.echo(f"wrote {json_path} ({document['wall_s']:.1f} s)")
 
-    _run_or_exit(action)
+    _setup()
+    run_or_exit(action)
 
 
 def _targets(text: str | None) -> list[str] | None:
@@ -187,7 +173,8 @@ def rank(
                 json_path,
             )
 
-    _run_or_exit(action)
+    _setup()
+    run_or_exit(action)
 
 
 def register(app: typer.Typer) -> None:

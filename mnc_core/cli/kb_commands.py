@@ -8,20 +8,16 @@ with status 2, without a traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnc_core.cli.options import seed_option
+from mnc_core.cli.common import run_or_exit, seed_option
 
 if TYPE_CHECKING:
     from mnc_core.kb.schema import KnowledgeBase
-
-USAGE_ERROR = 2
-
 
 class PeftMethod(StrEnum):
     """Which TransferGraph fine-tuning runs to keep (one method per KB)."""
@@ -44,14 +40,9 @@ class ScoreColumn(StrEnum):
     test_accuracy = "test_accuracy"
 
 
-def _run_or_exit(action: Callable[[], None]) -> None:
-    """Run `action`; turn expected input errors into one line on stderr and exit 2."""
+def _setup() -> None:
+    """Progress lines on stderr, plain (imports take seconds, not minutes)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        action()
-    except (ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=USAGE_ERROR) from None
 
 
 def _print_summary(
@@ -108,7 +99,8 @@ def demo_kb(
         write_kb(kb, out)
         _print_summary(kb, out)
 
-    _run_or_exit(action)
+    _setup()
+    run_or_exit(action)
 
 
 def import_transfergraph(
@@ -156,7 +148,8 @@ def import_transfergraph(
         write_kb(result.kb, out)
         _print_summary(result.kb, out, result.dropped, auxiliary=auxiliary)
 
-    _run_or_exit(action)
+    _setup()
+    run_or_exit(action)
 
 
 def import_parc(
@@ -173,7 +166,8 @@ def import_parc(
         write_kb(result.kb, out)
         _print_summary(result.kb, out, result.dropped)
 
-    _run_or_exit(action)
+    _setup()
+    run_or_exit(action)
 
 
 def register(app: typer.Typer) -> None:

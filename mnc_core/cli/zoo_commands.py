@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mnc_core.cli.common import run_or_exit
+
 if TYPE_CHECKING:
     from mnc_core.t2i.model_features import ModelFeatures
 
@@ -59,25 +61,27 @@ def features_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recount, do not cache.")] = False,
 ) -> None:
     """Model features (paper section 4.2) of the catalog or of the given pipeline dirs."""
-    import pandas as pd
 
-    from mnc_core.engine import report
-    from mnc_core.t2i.model_features import compute_model_features
-    from mnc_core.t2i.zoo import ZooConfigError
+    def action() -> None:
+        from mnc_core.engine import report
+        from mnc_core.t2i.model_features import compute_model_features
+
+        if json_path is not None:
+            report.check_json_path(json_path)
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        features = compute_model_features(model_dir or None, cache_dir=cache)
+        _print_features(features, show_features)
+        if json_path is not None:
+            report.write_json(features_json(features), json_path)
+            typer.echo(f"wrote {json_path}")
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if json_path is not None:
-        try:
-            report.check_json_path(json_path)
-        except ValueError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(code=2) from err
-    cache = None if no_cache else (cache_dir or default_cache_dir())
-    try:
-        features = compute_model_features(model_dir or None, cache_dir=cache)
-    except (ZooConfigError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from err
+    run_or_exit(action)
+
+
+def _print_features(features: ModelFeatures, show_features: bool) -> None:
+    """The per-model summary (size, cost, sampling settings), every column on request."""
+    import pandas as pd
 
     sampling = {m: cost.sampling for m, cost in features.costs.items()}
     summary = pd.DataFrame(
@@ -98,13 +102,6 @@ def features_command(
     if show_features:
         with pd.option_context("display.max_rows", None, "display.width", 200):
             typer.echo(features.table.T.round(3).to_string())
-    if json_path is not None:
-        try:
-            report.write_json(features_json(features), json_path)
-        except (OSError, ValueError) as err:
-            typer.echo(f"error: cannot write {json_path}: {err}", err=True)
-            raise typer.Exit(code=2) from err
-        typer.echo(f"wrote {json_path}")
 
 
 def register(app: typer.Typer) -> None:
