@@ -133,24 +133,65 @@ def samples_fingerprint(source: str, config: SamplingConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _claim_samples_dir(out_dir: Path, fingerprint: str) -> None:
-    """Create `out_dir` for `fingerprint`, or refuse one filled from something else."""
+def _read_stamp(stamp: Path) -> dict:
+    """The recorded samples.json; a damaged one is an error naming it (never rewritten)."""
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, ValueError) as exc:
+        raise SamplesMismatchError(f"{stamp} is unreadable ({exc}); move the folder away") from exc
+    if not isinstance(recorded, dict):
+        raise SamplesMismatchError(f"{stamp} is not a samples record; move the folder away")
+    return recorded
+
+
+def _check_captions(out_dir: Path, recorded: list[str] | None, captions: list[str]) -> None:
+    """Refuse to pair an existing PNG with a caption other than the one it was drawn for."""
+    for i, caption in enumerate(captions):
+        png = out_dir / f"{i:05d}.png"
+        if not png.is_file():
+            continue
+        if recorded is None:
+            raise SamplesMismatchError(
+                f"{png}: {SAMPLES_STAMP_FILE} does not record the captions its images were "
+                "drawn for, so they cannot be matched to the validation captions; move the "
+                "folder away to resample"
+            )
+        if i >= len(recorded) or recorded[i] != caption:
+            was = repr(recorded[i]) if i < len(recorded) else "no recorded caption"
+            raise SamplesMismatchError(
+                f"{png} was drawn for {was}, not {caption!r}: the validation captions "
+                "changed; move the folder away to resample"
+            )
+
+
+def _claim_samples_dir(out_dir: Path, fingerprint: str, captions: list[str]) -> None:
+    """Create `out_dir` for `fingerprint` and `captions`, or refuse one filled otherwise.
+
+    The captions are recorded because existing PNGs are reused by index: a PNG is only
+    valid for the caption it was drawn for, and the fingerprint does not cover captions.
+    """
     stamp = out_dir / SAMPLES_STAMP_FILE
+    recorded_captions: list[str] = []
     if stamp.is_file():
-        recorded = json.loads(stamp.read_text()).get("fingerprint")
+        stored = _read_stamp(stamp)
+        recorded = stored.get("fingerprint")
         if recorded != fingerprint:
             raise SamplesMismatchError(
                 f"{out_dir} holds samples drawn from another LoRA/pipeline or settings "
                 f"(fingerprint {recorded} != {fingerprint}); move it away to resample"
             )
-        return
-    if out_dir.is_dir() and any(out_dir.glob("*.png")):
+        _check_captions(out_dir, stored.get("captions"), captions)
+        recorded_captions = list(stored.get("captions") or [])
+    elif out_dir.is_dir() and any(out_dir.glob("*.png")):
         raise SamplesMismatchError(
             f"{out_dir} holds PNGs without {SAMPLES_STAMP_FILE}: their origin is unknown; "
             "move them away to resample"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    merged = list(captions) + recorded_captions[len(captions):]
+    tmp = stamp.with_name(f".{stamp.name}.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "captions": merged}) + "\n")
+    os.replace(tmp, stamp)
 
 
 def generate_images(
@@ -166,7 +207,7 @@ def generate_images(
     already in `out_dir` are reused only if they came from the same source and settings.
     """
     out_dir = Path(out_dir)
-    _claim_samples_dir(out_dir, samples_fingerprint(source, config))
+    _claim_samples_dir(out_dir, samples_fingerprint(source, config), captions)
     spec = family_of(pipe)
     kwargs = _call_kwargs(spec, config)
     paths = [out_dir / f"{i:05d}.png" for i in range(len(captions))]

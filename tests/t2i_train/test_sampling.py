@@ -128,3 +128,36 @@ def test_bad_sampling_requests_fail_clearly(
     with pytest.raises(FileNotFoundError, match=LORA_WEIGHTS_FILE):
         load_lora_pipeline(tiny_pipeline_dir("sd15"), empty)
     shutil.rmtree(empty)
+
+
+def test_changed_captions_are_refused_and_extra_ones_drawn(tiny_pipeline_dir, tmp_path):
+    pipe = load_lora_pipeline(tiny_pipeline_dir("sd15"), None)
+    out = tmp_path / "s"
+    first = generate_images(pipe, ["a red circle", "a blue square"], out, SAMPLE_CONFIG)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(SamplesMismatchError, match=r"00001\.png was drawn for 'a blue square'"):
+        generate_images(pipe, ["a red circle", "a green star"], out, SAMPLE_CONFIG)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    stamps = [p.stat().st_mtime_ns for p in first]
+    grown = generate_images(pipe, ["a red circle", "a blue square", "a pink moon"], out,
+                            SAMPLE_CONFIG)  # fmt: skip
+    assert [p.stat().st_mtime_ns for p in grown[:2]] == stamps and grown[2].is_file()
+    generate_images(pipe, ["a red circle"], out, SAMPLE_CONFIG)  # a smaller max_images
+    with pytest.raises(SamplesMismatchError, match=r"00002\.png was drawn for 'a pink moon'"):
+        generate_images(pipe, ["a red circle", "a blue square", "a grey cube"], out,
+                        SAMPLE_CONFIG)  # fmt: skip
+
+
+def test_samples_recorded_without_captions_are_refused(tiny_pipeline_dir, tmp_path):
+    pipe = load_lora_pipeline(tiny_pipeline_dir("sd15"), None)
+    out = tmp_path / "s"
+    generate_images(pipe, ["a red circle"], out, SAMPLE_CONFIG)
+    stamp = out / "samples.json"
+    legacy = {"fingerprint": json.loads(stamp.read_text())["fingerprint"]}
+    stamp.write_text(json.dumps(legacy) + "\n")
+    png = (out / "00000.png").read_bytes()
+    with pytest.raises(SamplesMismatchError, match=r"00000\.png.*does not record the captions"):
+        generate_images(pipe, ["a red circle"], out, SAMPLE_CONFIG)
+    assert (out / "00000.png").read_bytes() == png
+    assert json.loads(stamp.read_text()) == legacy
+
