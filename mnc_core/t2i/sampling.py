@@ -9,7 +9,7 @@ Each image `i` is drawn with its own generator seeded by (seed + i), so a batch
 size change or an interrupted run that is restarted gives the same images; PNGs
 are written under a temporary name and renamed, and existing ones are skipped.
 Skipping is only safe for images of the same origin: `samples.json` records a
-fingerprint of what drew them (the LoRA weights' hash or the base pipeline, seed,
+fingerprint of what drew them (the LoRA weights' hash or the base pipeline's files, seed,
 steps, guidance, resolution); a folder drawn from anything else is refused with
 `SamplesMismatchError`, never overwritten or deleted.
 """
@@ -265,12 +265,27 @@ def sample_validation(
 
 
 def _source(layout: DataLayout, model: str, lora_dir: Path | None) -> str:
-    """The sample origin: the LoRA weights' hash, or the base pipeline's index."""
+    """The sample origin: the LoRA weights' hash, or the base pipeline's file listing."""
     if lora_dir is None:
-        index = (layout.model_dir(model) / "model_index.json").read_bytes()
-        return f"base:{model}:{hashlib.sha256(index).hexdigest()}"
+        return f"base:{model}:{_pipeline_listing_digest(layout.model_dir(model))}"
     weights = (Path(lora_dir) / LORA_WEIGHTS_FILE).read_bytes()
     return f"lora:{hashlib.sha256(weights).hexdigest()}"
+
+
+def _pipeline_listing_digest(model_dir: Path) -> str:
+    """Hash of every file's relative path, size and mtime_ns under the pipeline folder.
+
+    Any replaced weight file, config or scheduler changes it. It is not a content hash
+    on purpose: pipelines hold multi-GB weights, and reading them all before every
+    sampling run would cost minutes; a rewrite that keeps size and mtime is not expected.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            rel = path.relative_to(model_dir).as_posix()
+            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
 
 
 def score_samples(

@@ -9,7 +9,9 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
+from mnc_core.paths import DataLayout
 from mnc_core.t2i.clip_embed import tiny_clip
 from mnc_core.t2i.datasets import METADATA_FILE
 from mnc_core.t2i.lora_families import LORA_WEIGHTS_FILE
@@ -161,3 +163,20 @@ def test_samples_recorded_without_captions_are_refused(tiny_pipeline_dir, tmp_pa
     assert (out / "00000.png").read_bytes() == png
     assert json.loads(stamp.read_text()) == legacy
 
+
+def test_base_samples_are_refused_after_the_pipeline_weights_change(
+    tiny_pipeline_dir, tiny_dataset, tmp_path
+):
+    layout = DataLayout(tmp_path / "root")
+    model_dir = layout.model_dir("sd15")
+    shutil.copytree(tiny_pipeline_dir("sd15"), model_dir)
+    config = SamplingConfig(num_inference_steps=2, batch_size=1, resolution=32, seed=11,
+                            max_images=1)  # fmt: skip
+    first = sample_validation(layout, "sd15", DATASET_ID, tiny_dataset, "base", config)
+    png = first[0].read_bytes()
+    weights = next(model_dir.glob("unet/*.safetensors"))
+    tensors = load_file(str(weights))
+    save_file({k: v * 0.5 for k, v in tensors.items()}, str(weights))
+    with pytest.raises(SamplesMismatchError, match="another LoRA/pipeline"):
+        sample_validation(layout, "sd15", DATASET_ID, tiny_dataset, "base", config)
+    assert first[0].read_bytes() == png
