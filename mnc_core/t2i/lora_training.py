@@ -85,7 +85,9 @@ class LoraTrainConfig:
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "rank", "resolution", "checkpoint_every"):
+        names = ("max_steps", "batch_size", "rank", "resolution", "checkpoint_every",
+                 "keep_checkpoints")  # keep_checkpoints 0 kept all (a [:-0] slice), -1 none
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"LoraTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
 

@@ -165,10 +165,14 @@ def test_batch_order_is_a_function_of_seed_and_step():
     assert flat[:n] != [i for s in range(1, 4) for i in batch_indices(6, s, bs, n)][:n]
 
 
-@pytest.mark.parametrize("field", ["max_steps", "batch_size", "rank", "resolution"])
-def test_config_rejects_non_positive_sizes(field):
+@pytest.mark.parametrize(
+    "field", ["max_steps", "batch_size", "rank", "resolution", "checkpoint_every",
+              "keep_checkpoints"],
+)  # fmt: skip
+@pytest.mark.parametrize("value", [0, -1])
+def test_config_rejects_non_positive_sizes(field, value):
     with pytest.raises(ValueError, match=field):
-        LoraTrainConfig(**{field: 0})
+        LoraTrainConfig(**{field: value})
 
 
 def test_paper_defaults():
