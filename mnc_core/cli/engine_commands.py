@@ -40,10 +40,9 @@ def _settings(
     from dataclasses import replace
 
     from mnc_core.engine.predict import EngineSettings
-    from mnc_core.engine.rankers import RANKERS
+    from mnc_core.engine.rankers import check_ranker_name
 
-    if ranker not in RANKERS:
-        raise ValueError(f"unknown ranker {ranker!r}; choose one of {', '.join(RANKERS)}")
+    check_ranker_name(ranker)
     settings = EngineSettings(ranker=ranker, use_score_before=use_score_before)
     if walks is not None:
         settings = replace(settings, node2vec=replace(settings.node2vec, num_walks=walks))
@@ -101,8 +100,12 @@ def evaluate(
             "seed": seed,
             "use_score_before": use_score_before,
             "targets": chosen,
+            "walks": settings.node2vec.num_walks,
+            "iterations": settings.catboost.iterations,
             **result,
         }
+        if protocol is Protocol.sparsity:
+            document["sparsity_seeds"] = sparsity_seeds
         typer.echo(report.methods_table(result["methods"]))
         if "levels" in result:
             typer.echo(report.levels_table(result["levels"]))
@@ -169,7 +172,7 @@ def rank(
             report.write_json(
                 {"kb": str(kb), "dataset": dataset, "metric": knowledge.metric,
                  "higher_is_better": knowledge.higher_is_better, "ranker": ranker,
-                 "ranking": report.ranking_rows(table)},
+                 "seed": seed, "ranking": report.ranking_rows(table)},
                 json_path,
             )
 

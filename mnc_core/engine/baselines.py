@@ -20,7 +20,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mnc_core.engine.metrics import mean_normalised_rank, normalised_ranks, oriented
+from mnc_core.engine.metrics import (
+    UNKNOWN_RANK,
+    mean_normalised_rank,
+    normalised_ranks,
+    oriented,
+)
 
 RANDOM_SEEDS = 5
 DIRECT_TREES = 100
@@ -28,7 +33,7 @@ DIRECT_TREES = 100
 
 def overall_goodness(train_scores: pd.DataFrame, higher_is_better: bool) -> pd.Series:
     """Minus each model's mean normalised rank on the training datasets (-0.5 if unseen)."""
-    return -mean_normalised_rank(train_scores, higher_is_better).fillna(0.5)
+    return -mean_normalised_rank(train_scores, higher_is_better).fillna(UNKNOWN_RANK)
 
 
 def initial_goodness(before_scores: pd.Series, higher_is_better: bool) -> pd.Series | None:
@@ -52,7 +57,7 @@ def direct_goodness(
     from sklearn.ensemble import RandomForestRegressor
 
     ranks = normalised_ranks(train_scores, higher_is_better)
-    ranks = ranks.fillna(ranks.mean(axis=0)).fillna(0.5)
+    ranks = ranks.fillna(ranks.mean(axis=0)).fillna(UNKNOWN_RANK)
     forest = RandomForestRegressor(n_estimators=DIRECT_TREES, random_state=seed, n_jobs=1)
     forest.fit(dataset_features.loc[ranks.index].to_numpy(), ranks.to_numpy())
     predicted = forest.predict(dataset_features.loc[[target]].to_numpy())[0]

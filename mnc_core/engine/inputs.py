@@ -42,12 +42,11 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.engine.graph import distance_similarity, node_name
-from mnc_core.engine.metrics import mean_normalised_rank, normalised_ranks
+from mnc_core.engine.metrics import UNKNOWN_RANK, mean_normalised_rank, normalised_ranks
 
 MAX_RANK_CLASSES = 10
 NEIGHBOURS = 5
 NEAREST_RANKS = 3
-UNKNOWN_RANK = 0.5
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,10 @@ def overall_best_model(score_matrix: pd.DataFrame, higher_is_better: bool) -> st
     return str(mean_normalised_rank(score_matrix, higher_is_better).idxmin())
 
 
+# The normalised rank given to a model with no known score: the middle, neither good nor bad.
+UNKNOWN_RANK = 0.5
+
+
 def normalised_ranks(score_matrix: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
     """Per dataset (row): rank of each known model scaled to [0, 1], 0 = best.
 

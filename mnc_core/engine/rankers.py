@@ -176,8 +176,13 @@ RANKERS: dict[str, Callable[[CatBoostSettings, int], Ranker]] = {
 }
 
 
-def make_ranker(name: str, settings: CatBoostSettings | None = None, seed: int = 0) -> Ranker:
-    """A fresh ranker by registry name; unknown names list the known ones."""
+def check_ranker_name(name: str) -> None:
+    """Refuse an unknown ranker name, listing the known ones (checked before long work)."""
     if name not in RANKERS:
         raise ValueError(f"unknown ranker {name!r}; choose one of {', '.join(RANKERS)}")
+
+
+def make_ranker(name: str, settings: CatBoostSettings | None = None, seed: int = 0) -> Ranker:
+    """A fresh ranker by registry name; unknown names list the known ones."""
+    check_ranker_name(name)
     return RANKERS[name](settings or CatBoostSettings(), seed)

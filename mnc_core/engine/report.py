@@ -2,7 +2,8 @@
 
 JSON layout (one format for both protocols):
     {"wall_s": float, "protocol": "loo" | "sparsity", "kb": str, "ranker": str,
-     "seed": int, "use_score_before": bool, "targets": [...] | null, "skipped": [...],
+     "seed": int, "use_score_before": bool, "targets": [...] | null,
+     "walks": int, "iterations": int, "sparsity_seeds": int (sparsity only), "skipped": [...],
      "methods": {name: {"mean": {osr, wtau, o2b, o2o, top1, pearson},
                         "per_dataset": {dataset_id: {same keys}}}},
      "levels": {"0.1": {name: {"mean": {...}}, "evaluated": n, "skipped": n}, ...}}
@@ -22,16 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from mnc_core.engine.metrics import HIGHER_IS_BETTER_METRIC, METRIC_NAMES
+from mnc_core.engine.protocols import BASELINES, LOO_VARIANTS
 
-METHOD_ORDER = (
-    "mnc",
-    "mnc-features-only",
-    "mnc-graph-only",
-    "overall",
-    "initial",
-    "direct",
-    "random",
-)
+METHOD_ORDER = (*LOO_VARIANTS, *BASELINES)  # table rows; other names follow in given order
 
 
 def _cell(value: float | None, metric: str) -> str:

@@ -30,6 +30,7 @@ def test_evaluate_loo_writes_json(kb_dir, small_kb, tmp_path):
     assert "mnc-graph-only" in result.output  # the printed table
     document = json.loads(out.read_text())
     assert document["protocol"] == "loo" and document["wall_s"] > 0
+    assert (document["walks"], document["iterations"]) == (2, 20)  # what produced it
     assert set(document["methods"]) == METHODS
     for summary in document["methods"].values():
         assert set(summary["mean"]) == set(METRIC_NAMES)
@@ -44,10 +45,11 @@ def test_rank_prints_and_writes_ranking(kb_dir, small_kb, tmp_path):
     out = tmp_path / "rank.json"
     target = small_kb.datasets[0]
     result = CliRunner().invoke(
-        app, ["rank", "--kb", str(kb_dir), "--dataset", target, "--json", str(out)]
+        app, ["rank", "--kb", str(kb_dir), "--dataset", target, "--seed", "5", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
+    assert document["seed"] == 5
     ranking = document["ranking"]
     assert [r["rank"] for r in ranking] == list(range(1, len(small_kb.models) + 1))
     assert {r["model"] for r in ranking} == set(small_kb.models)

@@ -73,7 +73,6 @@ MODEL_CONFIG_CSV = "model_config_dataset.csv"
 TARGET_FEATURES_CSV = "target_dataset_features.csv"
 SIMILARITY_GLOB = "corr_domain_similarity_*.csv"
 PEFT_LABELS = {"full": "", "lora": "lora"}
-SCORE_COLUMNS = ("eval_accuracy", "test_accuracy")
 MODEL_CATEGORICAL = {"architectures": "arch", "model_type": "type", "dataset": "source"}
 SECONDS_PER_HOUR = 3600.0
 TRANSFERABILITY_CSV = "transferability_score_records.csv"
