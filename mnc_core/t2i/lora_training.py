@@ -24,12 +24,14 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from diffusers.training_utils import cast_training_params
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -258,6 +260,22 @@ def _check_same_run(saved: dict, config: LoraTrainConfig, where: Path) -> None:
         raise ValueError(f"{where} was trained with a different config (saved, now): {diff}")
 
 
+@contextmanager
+def _damaged_checkpoint_file(path: Path) -> Iterator[None]:
+    """Turn safetensors' path-less errors on a truncated/corrupt file into one naming it.
+
+    A checkpoint is the user's training progress, so it is never deleted or rebuilt here:
+    the message says to move the folder away (training then resumes from an older one).
+    """
+    try:
+        yield
+    except (SafetensorError, OSError, KeyError) as exc:
+        raise ValueError(
+            f"{path} is damaged ({exc}); move the checkpoint folder {path.parent} away to "
+            "resume from an older checkpoint or retrain"
+        ) from exc
+
+
 def _resume(run: _Run, out_dir: Path) -> int:
     """Load the latest complete checkpoint; return its step (0 when none)."""
     found = _checkpoints(out_dir)
@@ -266,9 +284,12 @@ def _resume(run: _Run, out_dir: Path) -> int:
     step, folder = found[-1]
     state = _read_state(folder / STATE_FILE)
     _check_same_run(state["config"], run.config, folder)
-    load_lora_into(run.spec, run.denoiser, folder / LORA_WEIGHTS_FILE)
-    _load_optimizer(run.optimizer, folder, state["param_groups"])
-    _restore_rng(folder)
+    with _damaged_checkpoint_file(folder / LORA_WEIGHTS_FILE):
+        load_lora_into(run.spec, run.denoiser, folder / LORA_WEIGHTS_FILE)
+    with _damaged_checkpoint_file(folder / "optimizer.safetensors"):
+        _load_optimizer(run.optimizer, folder, state["param_groups"])
+    with _damaged_checkpoint_file(folder / "rng.safetensors"):
+        _restore_rng(folder)
     run.losses[:] = state["losses"]
     log.info("resuming from %s (step %d)", folder, step)
     return step

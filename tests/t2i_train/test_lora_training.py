@@ -224,6 +224,40 @@ def test_damaged_checkpoint_state_is_reported_with_its_path(
     assert state.read_text() == "{truncated", "the damaged checkpoint must be left as it was"
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupt_header(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[8:24] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        (LORA_WEIGHTS_FILE, _truncate),
+        ("optimizer.safetensors", lambda p: p.write_bytes(b"")),
+        ("rng.safetensors", _corrupt_header),
+    ],
+)
+def test_damaged_checkpoint_tensors_are_named_and_kept(
+    tiny_pipeline_dir, tiny_dataset, tmp_path, name, damage
+):
+    out = tmp_path / "run"
+    config = tiny_config(max_steps=3, checkpoint_every=2)
+    with pytest.raises(Interrupted):
+        train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, out, config,
+                   progress=interrupt_at(3), cache_dir=tmp_path / "c")  # fmt: skip
+    path = out / "checkpoint-000002" / name
+    damage(path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"{path} is damaged.*move the checkpoint folder"):
+        train_lora(tiny_pipeline_dir("sd15"), tiny_dataset, out, config, cache_dir=tmp_path / "c")
+    assert path.read_bytes() == before, "the damaged checkpoint must be left as it was"
+
+
 def test_unsupported_pipeline_class_is_named():
     from mnc_core.t2i.lora_families import family_of
 
