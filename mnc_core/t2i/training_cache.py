@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
@@ -102,8 +102,11 @@ def build_cache(
     cache_dir = Path(cache_dir)
     fingerprint = _fingerprint(pipeline_dir, pairs, resolution, max_len, pipe.dtype)
     if _stored_fingerprint(cache_dir / CACHE_FINGERPRINT_FILE) == fingerprint:
-        log.info("reusing cached latents and text embeddings in %s", cache_dir)
-        return TrainingCache(cache_dir)
+        damaged = _damaged_shard(cache_dir, len(pairs))
+        if damaged is None:
+            log.info("reusing cached latents and text embeddings in %s", cache_dir)
+            return TrainingCache(cache_dir)
+        log.warning("%s is damaged; rebuilding the training cache %s", damaged, cache_dir)
     _refuse_foreign_cache(cache_dir)
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-", dir=cache_dir.parent))
@@ -135,6 +138,25 @@ def _write_shards(
 def _refuse_foreign_cache(cache_dir: Path) -> None:
     """Only a training cache (cache.json + our shards) may be replaced: never user data."""
     refuse_foreign_folder(cache_dir, CACHE_FINGERPRINT_FILE, _SHARD_PATTERNS, "training cache")
+
+
+def _damaged_shard(cache_dir: Path, n_items: int) -> Path | None:
+    """The first missing or unreadable shard of a cache, else None.
+
+    The cache is derived data, so a truncated shard (an interrupted copy, a full disk)
+    is rebuilt rather than failing every later run; opening a shard reads its header
+    and checks it against the file size, without reading the tensors.
+    """
+    n_shards = (n_items + _SHARD_SIZE - 1) // _SHARD_SIZE
+    for shard in range(n_shards):
+        for kind in ("latents", "text"):
+            path = cache_dir / f"{kind}-{shard:05d}.safetensors"
+            try:
+                with safe_open(str(path), framework="pt") as handle:
+                    handle.keys()
+            except (SafetensorError, OSError):
+                return path
+    return None
 
 
 def _stored_fingerprint(marker: Path) -> str | None:

@@ -127,6 +127,16 @@ def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
         assert _snapshot(folder) == before
 
 
+def test_truncated_cache_shard_is_rebuilt(tiny_pipeline_dir, tiny_dataset, tmp_path):
+    pipeline, cache = tiny_pipeline_dir("sd15"), tmp_path / "c"
+    config = tiny_config(max_steps=1)
+    first = train_lora(pipeline, tiny_dataset, tmp_path / "a", config, cache_dir=cache)
+    _truncate(cache / "latents-00000.safetensors")
+    again = train_lora(pipeline, tiny_dataset, tmp_path / "b", config, cache_dir=cache)
+    assert again.losses == first.losses
+    assert load_file(str(cache / "latents-00000.safetensors"))
+
+
 def test_partial_checkpoint_folder_is_ignored_on_resume(tiny_pipeline_dir, tiny_dataset, tmp_path):
     out = tmp_path / "run"
     partial = out / ".checkpoint-000002.tmp-999"
