@@ -103,13 +103,21 @@ class ClipEmbedder:
             for start in tqdm(starts, desc=f"CLIP {self.name}", unit="batch",
                               disable=len(starts) < 2):
                 batch = torch.stack([
-                    self.preprocess(open_rgb(item)) for item in images[start:start + batch_size]
+                    self._pixels(item) for item in images[start:start + batch_size]
                 ]).to(device=self.device, dtype=input_dtype)
                 features = self.model.encode_image(batch).float()
                 chunks.append(F.normalize(features, dim=-1).cpu().numpy())
         if not chunks:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32)
+
+    def _pixels(self, item: Path | str | Image.Image) -> torch.Tensor:
+        """One preprocessed image; Pillow's errors (e.g. truncated file) do not name it."""
+        try:
+            return self.preprocess(open_rgb(item))
+        except OSError as exc:
+            name = item if isinstance(item, (str, Path)) else "an in-memory image"
+            raise OSError(f"{name}: cannot read image ({exc})") from exc
 
     @property
     def embed_dim(self) -> int:

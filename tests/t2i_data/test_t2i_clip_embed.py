@@ -227,3 +227,12 @@ def test_a_note_beside_a_cache_is_not_deleted_on_rebuild(
     with pytest.raises(ValueError, match="notes.txt"):
         embed_dataset(tiny_clip(seed=1), small_dataset, cache, min_pairs=1)
     assert (cache / "notes.txt").read_text() == "mine"
+
+
+def test_truncated_image_error_names_the_file(
+    small_dataset: Path, tiny_embedder: ClipEmbedder
+) -> None:
+    image = _images(small_dataset)[0]
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    with pytest.raises(OSError, match=rf"{image}: cannot read image"):
+        tiny_embedder.embed_images(_images(small_dataset))

@@ -180,3 +180,12 @@ def test_base_samples_are_refused_after_the_pipeline_weights_change(
     with pytest.raises(SamplesMismatchError, match="another LoRA/pipeline"):
         sample_validation(layout, "sd15", DATASET_ID, tiny_dataset, "base", config)
     assert first[0].read_bytes() == png
+
+
+def test_score_samples_names_a_truncated_image(clip, tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (32, 32), "red").save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(OSError, match=rf"{bad}: cannot read image"):
+        score_samples(clip, [good, bad], [good])
