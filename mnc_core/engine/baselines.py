@@ -11,8 +11,8 @@ cannot apply returns None and is reported with every metric null.
 - Direct: a multi-output random forest regressor from dataset features alone to the
   normalised rank of every model (unknown training ranks filled with the model's
   mean rank); goodness = minus the predicted rank. None without dataset features.
-- Random: a seeded random permutation; the protocols average metrics over
-  `RANDOM_SEEDS` seeds.
+- Random: seeded random permutations, `RANDOM_SEEDS` per fold and different in each
+  fold; the protocols average their metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mnc_core.engine.embedding import stable_hash
 from mnc_core.engine.metrics import (
     UNKNOWN_RANK,
     mean_normalised_rank,
@@ -64,7 +65,15 @@ def direct_goodness(
     return pd.Series(-predicted, index=ranks.columns)
 
 
-def random_goodness(models: list[str], seed: int) -> pd.Series:
-    """A seeded random ordering of the models."""
-    rng = np.random.default_rng(seed)
-    return pd.Series(rng.permutation(len(models)).astype(float), index=models)
+def random_orderings(models: list[str], seed: int, fold_key: str) -> list[pd.Series]:
+    """`RANDOM_SEEDS` seeded random orderings of the models, drawn afresh for each fold.
+
+    The fold's key is part of the seed: with one set of orderings reused on every
+    dataset, the same few models would be "picked" everywhere and the baseline's
+    average would swing with them.
+    """
+    orderings = []
+    for draw in range(RANDOM_SEEDS):
+        rng = np.random.default_rng([seed, draw, stable_hash(fold_key)])
+        orderings.append(pd.Series(rng.permutation(len(models)).astype(float), index=models))
+    return orderings

@@ -200,10 +200,7 @@ def _baseline_rows(kb: KnowledgeBase, fold: Fold, score, seed: int) -> dict[str,
     """Metric rows of every baseline on one fold."""
     train_scores = fold_train_scores(kb, fold)
     before = fold.target_edges().set_index("model")["score_before"]
-    randoms = [
-        score(baselines.random_goodness(kb.models, seed * 1000 + k))
-        for k in range(baselines.RANDOM_SEEDS)
-    ]
+    randoms = [score(g) for g in baselines.random_orderings(kb.models, seed, fold.key)]
     return {
         "overall": score(baselines.overall_goodness(train_scores, kb.higher_is_better)),
         "initial": score(baselines.initial_goodness(before, kb.higher_is_better)),

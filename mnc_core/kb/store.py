@@ -56,8 +56,8 @@ IDS_CSV = "ids.csv"
 AUX_EDGES_CSV = "aux_edges.csv"
 REQUIRED_FILES = (KB_JSON, EDGES_CSV, MODEL_FEATURES_CSV, DATASET_FEATURES_CSV, DISTANCES_CSV)
 KB_FILES = (*REQUIRED_FILES, IDS_CSV, AUX_EDGES_CSV)
-REQUIRED_EDGE_COLUMNS = ("model", "dataset", "score")
-OPTIONAL_EDGE_COLUMNS = ("score_before", "cost")
+REQUIRED_EDGE_COLUMNS = EDGE_COLUMNS[:3]  # model, dataset, score
+OPTIONAL_EDGE_COLUMNS = EDGE_COLUMNS[3:]  # score_before, cost
 ID_KINDS = ("model", "dataset")
 
 

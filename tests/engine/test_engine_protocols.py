@@ -124,3 +124,20 @@ def test_sparsity_sweep_counts_skipped(small_kb, fast_settings):
     # 90 % of 40 edges dropped leaves 4: most datasets cannot be evaluated
     assert levels["0.9"]["skipped"] > levels["0.2"]["skipped"]
     assert levels["0.2"]["mnc"]["mean"]["osr"] is not None
+
+
+def test_random_baseline_draws_new_orderings_for_each_fold():
+    from mnc_core.engine.baselines import RANDOM_SEEDS, random_orderings
+
+    models = [f"m{i}" for i in range(10)]
+    first = random_orderings(models, 0, "loo-a")
+    assert len(first) == RANDOM_SEEDS
+    again = random_orderings(models, 0, "loo-a")
+    other_fold = random_orderings(models, 0, "loo-b")
+    other_seed = random_orderings(models, 1, "loo-a")
+    for one, same in zip(first, again, strict=True):
+        assert sorted(one) == list(range(10))  # a permutation
+        assert one.equals(same)  # reproducible
+    # the orderings (and so the "picked" models) differ between folds and seeds
+    assert [o.idxmax() for o in first] != [o.idxmax() for o in other_fold]
+    assert [list(o) for o in first] != [list(o) for o in other_seed]
