@@ -38,6 +38,9 @@ def refuse_foreign_folder(
     a folder disposable, since notes kept beside a cache are not ours to delete.
     """
     target = Path(target)
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ForeignFolderError(f"{target}: {blocking} is a file, not a folder")
     if not target.exists():
         if target.is_symlink():
             raise ForeignFolderError(f"{target}: is a broken link; refusing to replace it")

@@ -28,12 +28,12 @@ import math
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mnc_core.folders import ForeignFolderError, refuse_foreign_folder, swap_in
 from mnc_core.ids import InvalidIdError, check_slug
 from mnc_core.kb.csv_errors import csv_error_text
 from mnc_core.kb.schema import (
@@ -393,7 +393,7 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
             raise KnowledgeBaseError(
                 f"refusing to write an invalid knowledge base: {message}"
             ) from exc
-        _swap_into_place(staging, target)
+        swap_in(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -411,33 +411,15 @@ def _chmod_like_mkdir(folder: Path) -> None:
 def _refuse_foreign_folder(target: Path) -> None:
     """Never replace something that is not a knowledge base (user data could be lost).
 
-    An existing folder is replaced only when it is empty or holds nothing but the files
-    this writer produces and its kb.json is a KB manifest: a kb.json alone does not
-    make a folder disposable, and notes or results kept beside a KB are not ours to delete.
+    The folder rule is `mnc_core.folders` (only KB files beside kb.json); on top of it,
+    the kb.json must be a KB manifest (have format_version).
     """
-    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise KnowledgeBaseError(
-            f"{target}: {blocking} is a file, not a folder; choose another --out"
-        )
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise KnowledgeBaseError(f"{target}: exists and is not a folder; choose another --out")
-    entries = sorted(target.iterdir())
-    if not entries:
-        return
+    try:
+        refuse_foreign_folder(target, KB_JSON, KB_FILES, "knowledge base")
+    except ForeignFolderError as exc:
+        raise KnowledgeBaseError(f"{exc}; choose another --out") from exc
     if not (target / KB_JSON).is_file():
-        raise KnowledgeBaseError(
-            f"{target}: folder exists, is not empty and holds no {KB_JSON}; refusing to replace it"
-        )
-    foreign = [e.name + ("/" if e.is_dir() else "") for e in entries
-               if e.name not in KB_FILES or not e.is_file()]
-    if foreign:
-        raise KnowledgeBaseError(
-            f"{target}: holds {', '.join(foreign)}, which a knowledge base does not; refusing "
-            "to replace it (move them away or choose another --out)"
-        )
+        return  # absent or empty: nothing to lose
     try:
         version = json.loads((target / KB_JSON).read_text(encoding="utf-8")).get("format_version")
     except (OSError, ValueError, AttributeError):
@@ -447,24 +429,6 @@ def _refuse_foreign_folder(target: Path) -> None:
             f"{target / KB_JSON}: not a knowledge-base manifest (no format_version); "
             "refusing to replace the folder"
         )
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished folder into place, keeping the old KB until the rename succeeded."""
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(target, backup)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(backup, target)
-        raise
-    if backup.is_symlink():  # --out was a link to a KB: the link is replaced, its target kept
-        backup.unlink()
-    else:
-        shutil.rmtree(backup, ignore_errors=True)
 
 
 def _write_files(kb: KnowledgeBase, folder: Path) -> None:
