@@ -118,8 +118,13 @@ def _parse_metadata(root: Path, report: ValidationReport) -> dict[str, _Row]:
     if not meta_path.is_file():
         raise DatasetError(f"{root}: no {METADATA_FILE} (an imagefolder needs file_name/text rows)")
     rows: dict[str, _Row] = {}
-    with meta_path.open(encoding="utf-8", errors="replace") as handle:
-        for line_no, raw in enumerate(handle, start=1):
+    with meta_path.open("rb") as handle:
+        for line_no, raw_bytes in enumerate(handle, start=1):
+            try:  # strict: a replaced byte would silently change a caption
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as err:
+                report.skipped.append(DatasetIssue("", f"not valid UTF-8 ({err.reason})", line_no))
+                continue
             if not raw.strip():
                 continue
             row = _parse_line(raw, line_no, root, report)

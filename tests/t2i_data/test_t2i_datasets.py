@@ -117,6 +117,20 @@ def test_bad_jsonl_lines_are_reported_with_line_numbers(small_dataset: Path) -> 
     assert len(pairs) == 12
 
 
+def test_invalid_utf8_line_is_skipped_not_altered(small_dataset: Path) -> None:
+    meta = small_dataset / METADATA_FILE
+    lines = meta.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b'"text": "', b'"text": "\xff', 1)
+    meta.write_bytes(b"".join(lines))
+    before = meta.read_bytes()
+    pairs, report = validate_imagefolder(small_dataset)
+    by_line = {issue.line: issue.reason for issue in report.skipped}
+    assert "not valid UTF-8" in by_line[1]
+    assert not any("\ufffd" in p.caption for p in pairs)  # no silently replaced byte
+    assert len(pairs) == 11
+    assert meta.read_bytes() == before
+
+
 def test_row_pointing_to_missing_file(small_dataset: Path) -> None:
     _append_rows(small_dataset, _row("gone.png"))
     pairs, report = validate_imagefolder(small_dataset)
