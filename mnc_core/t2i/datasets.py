@@ -239,6 +239,17 @@ def _check_row(
     if not path.is_file():
         report.skipped.append(DatasetIssue(name, "missing file: row points to no file", row.line))
         return None
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:  # what the folder scan and caches cover
+        report.skipped.append(DatasetIssue(
+            name, f"not an image file name (extensions: {' '.join(sorted(IMAGE_EXTENSIONS))})",
+            row.line,
+        ))
+        return None
+    if not path.resolve().is_relative_to(root.resolve()):
+        report.skipped.append(
+            DatasetIssue(name, "outside the dataset folder (through a link)", row.line)
+        )
+        return None
     if not row.caption:
         report.skipped.append(DatasetIssue(name, "missing caption: empty text", row.line))
         return None

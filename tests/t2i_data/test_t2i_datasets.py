@@ -131,6 +131,22 @@ def test_invalid_utf8_line_is_skipped_not_altered(small_dataset: Path) -> None:
     assert meta.read_bytes() == before
 
 
+def test_non_image_name_and_link_out_of_the_folder_are_skipped(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    shutil.copyfile(small_dataset / "img_00001.png", small_dataset / "picture.dat")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(outside / "red.png")
+    (small_dataset / "linked").symlink_to(outside, target_is_directory=True)
+    _append_rows(small_dataset, _row("picture.dat"), _row("linked/red.png"))
+    pairs, report = validate_imagefolder(small_dataset)
+    assert "not an image file name" in _skipped(report, "picture.dat")[0]
+    assert "outside the dataset folder" in _skipped(report, "linked/red.png")[0]
+    assert {p.path.name for p in pairs}.isdisjoint({"picture.dat", "red.png"})
+    assert (outside / "red.png").is_file()
+
+
 def test_row_pointing_to_missing_file(small_dataset: Path) -> None:
     _append_rows(small_dataset, _row("gone.png"))
     pairs, report = validate_imagefolder(small_dataset)
