@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from mnc_core.t2i.datasets import ImageCaptionDataset
+from mnc_core.t2i.datasets import ImageCaptionDataset, ImageCaptionPair
 from mnc_core.t2i.lora_families import (
     LORA_WEIGHTS_FILE,
     FamilySpec,
@@ -214,6 +215,7 @@ class _Run:
     shift: float
     scale: float
     losses: list[float]
+    data_digest: str = ""  # what it trains on: checked on resume and reuse
 
 
 def _save_checkpoint(run: _Run, out_dir: Path, step: int) -> None:
@@ -229,6 +231,7 @@ def _save_checkpoint(run: _Run, out_dir: Path, step: int) -> None:
             "config": dataclasses.asdict(run.config),
             "param_groups": groups,
             "losses": run.losses,
+            "train_data": run.data_digest,
         }
         (tmp / STATE_FILE).write_text(json.dumps(state))
 
@@ -260,6 +263,28 @@ def _check_same_run(saved: dict, config: LoraTrainConfig, where: Path) -> None:
         raise ValueError(f"{where} was trained with a different config (saved, now): {diff}")
 
 
+def train_data_digest(pairs: list[ImageCaptionPair]) -> str:
+    """Hash of the training pairs in order (image bytes' digest and caption).
+
+    Recorded in checkpoints and the final state: resuming or reusing a run after the
+    training images or captions changed would mix or misreport data.
+    """
+    digest = hashlib.sha256()
+    for pair in pairs:
+        digest.update(f"{pair.sha256}\0{pair.caption}\0".encode())
+    return digest.hexdigest()
+
+
+def _check_same_data(state: dict, digest: str, where: Path) -> None:
+    """Refuse a run trained on other data (states written before this check carry none)."""
+    saved = state.get("train_data")
+    if saved is not None and saved != digest:
+        raise ValueError(
+            f"{where} was trained on other data (the training images or captions changed); "
+            f"move {where.parent} away to retrain"
+        )
+
+
 @contextmanager
 def _damaged_checkpoint_file(path: Path) -> Iterator[None]:
     """Turn safetensors' path-less errors on a truncated/corrupt file into one naming it.
@@ -284,6 +309,7 @@ def _resume(run: _Run, out_dir: Path) -> int:
     step, folder = found[-1]
     state = _read_state(folder / STATE_FILE)
     _check_same_run(state["config"], run.config, folder)
+    _check_same_data(state, run.data_digest, folder)
     with _damaged_checkpoint_file(folder / LORA_WEIGHTS_FILE):
         load_lora_into(run.spec, run.denoiser, folder / LORA_WEIGHTS_FILE)
     with _damaged_checkpoint_file(folder / "optimizer.safetensors"):
@@ -377,12 +403,13 @@ def _prepare(
     )  # fmt: skip
 
 
-def _finished(out_dir: Path, config: LoraTrainConfig) -> TrainResult | None:
+def _finished(out_dir: Path, config: LoraTrainConfig, digest: str) -> TrainResult | None:
     final = out_dir / FINAL_DIR
     if not (final / STATE_FILE).is_file():
         return None
     state = _read_state(final / STATE_FILE)
     _check_same_run(state["config"], config, final)
+    _check_same_data(state, digest, final)
     if state["step"] != config.max_steps:
         raise ValueError(
             f"{final} holds a finished run of {state['step']} steps, not {config.max_steps}"
@@ -410,13 +437,15 @@ def train_lora(
     """
     config = config or LoraTrainConfig()
     out_dir = Path(out_dir)
-    done = _finished(out_dir, config)
+    digest = train_data_digest(dataset.train)
+    done = _finished(out_dir, config, digest)
     if done is not None:
         return done
     run = _prepare(
         Path(pipeline_dir), dataset, Path(cache_dir or out_dir / "cache"), config,
         torch.device(device), dtype,
     )  # fmt: skip
+    run.data_digest = digest
     start = _resume(run, out_dir)
     t0 = time.perf_counter()
     bar = tqdm(total=config.max_steps, initial=start, desc=f"LoRA {run.spec.name}", unit="step")
@@ -448,6 +477,7 @@ def _save_final(run: _Run, out_dir: Path) -> None:
             "family": run.spec.name,
             "config": dataclasses.asdict(run.config),
             "losses": run.losses,
+            "train_data": run.data_digest,
         }
         (tmp / STATE_FILE).write_text(json.dumps(state))
 

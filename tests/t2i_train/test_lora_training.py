@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -162,6 +163,32 @@ def test_finished_run_is_not_retrained_or_overwritten(tiny_pipeline_dir, tiny_da
         train_lora(pipeline, tiny_dataset, out, tiny_config(max_steps=2, learning_rate=5e-4),
                    cache_dir=tmp_path / "c")  # fmt: skip
     assert weights_file.stat().st_mtime_ns == stamp
+
+
+def test_changed_training_data_is_refused_on_reuse_and_resume(
+    tiny_pipeline_dir, tiny_dataset, tmp_path
+):
+    """A finished run or a checkpoint trained on other pairs is never returned as if it
+    were trained on these, nor resumed with them (which would mix two datasets)."""
+    pipeline = tiny_pipeline_dir("sd15")
+    first, *rest = tiny_dataset.train
+    changed = dataclasses.replace(
+        tiny_dataset, train=[dataclasses.replace(first, caption=first.caption + " now"), *rest]
+    )
+    out = tmp_path / "run"
+    train_lora(pipeline, tiny_dataset, out, tiny_config(max_steps=2), cache_dir=tmp_path / "c")
+    weights = (out / FINAL_DIR / LORA_WEIGHTS_FILE).read_bytes()
+    with pytest.raises(ValueError, match="trained on other data"):
+        train_lora(pipeline, changed, out, tiny_config(max_steps=2), cache_dir=tmp_path / "c")
+    assert (out / FINAL_DIR / LORA_WEIGHTS_FILE).read_bytes() == weights
+
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(Interrupted):
+        train_lora(pipeline, tiny_dataset, interrupted, tiny_config(),
+                   progress=interrupt_at(3), cache_dir=tmp_path / "c")  # fmt: skip
+    with pytest.raises(ValueError, match="checkpoint-000002 was trained on other data"):
+        train_lora(pipeline, changed, interrupted, tiny_config(), cache_dir=tmp_path / "c2")
+    assert not (interrupted / FINAL_DIR).exists()
 
 
 def test_batch_order_is_a_function_of_seed_and_step():
