@@ -102,19 +102,19 @@ def test_unwritable_json_path_is_refused_before_any_work(kb_dir, tmp_path, monke
     assert rank_into_folder.exit_code == 2 and "is a folder" in rank_into_folder.output
 
 
-def test_json_inside_the_kb_folder_is_refused(kb_dir, small_kb, monkeypatch):
+def test_json_inside_the_kb_folder_is_refused(kb_dir, small_kb, monkeypatch, snapshot):
     """--json must never overwrite one of the KB's own files."""
     import mnc_core.engine.protocols as protocols
 
     monkeypatch.setattr(protocols, "leave_one_out", lambda *a, **k: pytest.fail("ran"))
-    before = {p.name: p.read_bytes() for p in kb_dir.iterdir()}
+    before = snapshot(kb_dir)
     runner = CliRunner()
     for args in (["rank", "--dataset", small_kb.datasets[0]], ["evaluate"]):
         for name in ("edges.csv", "kb.json", "new-report.json"):
             result = runner.invoke(app, [*args, "--kb", str(kb_dir), "--json", str(kb_dir / name)])
             assert result.exit_code == 2, result.output
             assert "inside the knowledge base folder" in result.output
-    assert {p.name: p.read_bytes() for p in kb_dir.iterdir()} == before
+    assert snapshot(kb_dir) == before
 
 
 def test_targets_without_any_id_and_out_of_range_seeds_are_usage_errors(kb_dir, tmp_path):

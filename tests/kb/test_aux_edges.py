@@ -114,13 +114,13 @@ def test_invalid_aux_edges_name_file_and_row(aux_dir: Path, edit, pattern: str) 
         read_kb(aux_dir)
 
 
-def test_invalid_aux_edges_are_refused_on_write(aux_dir: Path) -> None:
-    before = store_tests._snapshot(aux_dir)
+def test_invalid_aux_edges_are_refused_on_write(aux_dir: Path, snapshot) -> None:
+    before = snapshot(aux_dir)
     kb = aux_kb()
     bad = replace(kb, aux_edges=kb.aux_edges.assign(model=["m-a", "m-b", "m-a", "m-q"]))
     with pytest.raises(KnowledgeBaseError, match=r"refusing to write.*kb/aux_edges\.csv row 4"):
         write_kb(bad, aux_dir)
-    assert store_tests._snapshot(aux_dir) == before
+    assert snapshot(aux_dir) == before
 
 
 # --------------------------------------------------------------------- TransferGraph importer

@@ -313,22 +313,18 @@ def test_ids_that_look_like_missing_values_stay_ids(tmp_path: Path) -> None:
     assert set(loaded.edges["dataset"]) == {"nan", "none"}
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-def test_invalid_kb_is_refused_and_old_kb_kept(kb_dir: Path) -> None:
-    before = _snapshot(kb_dir)
+def test_invalid_kb_is_refused_and_old_kb_kept(kb_dir: Path, snapshot) -> None:
+    before = snapshot(kb_dir)
     kb = small_kb()
     bad = replace(kb, edges=kb.edges.assign(score=[1.0, math.inf, 2.0, 3.0, 4.0]))
     with pytest.raises(KnowledgeBaseError, match=r"refusing to write.*kb/edges\.csv row 2"):
         write_kb(bad, kb_dir)
-    assert _snapshot(kb_dir) == before
+    assert snapshot(kb_dir) == before
     assert sorted(p.name for p in kb_dir.parent.iterdir()) == ["kb"]
 
 
-def test_failure_midway_leaves_old_kb_intact(kb_dir: Path, monkeypatch) -> None:
-    before = _snapshot(kb_dir)
+def test_failure_midway_leaves_old_kb_intact(kb_dir: Path, monkeypatch, snapshot) -> None:
+    before = snapshot(kb_dir)
     calls = {"n": 0}
     real_to_csv = pd.DataFrame.to_csv
 
@@ -343,12 +339,12 @@ def test_failure_midway_leaves_old_kb_intact(kb_dir: Path, monkeypatch) -> None:
     with pytest.raises(OSError, match="disk full"):
         write_kb(replacement, kb_dir)
     assert calls["n"] == 3
-    assert _snapshot(kb_dir) == before
+    assert snapshot(kb_dir) == before
     assert sorted(p.name for p in kb_dir.parent.iterdir()) == ["kb"]
 
 
-def test_failed_rename_restores_old_kb(kb_dir: Path, monkeypatch) -> None:
-    before = _snapshot(kb_dir)
+def test_failed_rename_restores_old_kb(kb_dir: Path, monkeypatch, snapshot) -> None:
+    before = snapshot(kb_dir)
     real_rename = store.os.rename
 
     def rename(src, dst):
@@ -359,7 +355,7 @@ def test_failed_rename_restores_old_kb(kb_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr(store.os, "rename", rename)
     with pytest.raises(OSError, match="rename failed"):
         write_kb(small_kb(), kb_dir)
-    assert _snapshot(kb_dir) == before
+    assert snapshot(kb_dir) == before
     assert sorted(p.name for p in kb_dir.parent.iterdir()) == ["kb"]
 
 
@@ -393,14 +389,14 @@ def test_refuses_to_replace_a_folder_that_is_not_a_kb(tmp_path: Path) -> None:
     assert read_kb(write_kb(small_kb(), empty)).metric == "clip_fid"
 
 
-def test_files_kept_beside_a_kb_are_never_deleted(kb_dir: Path) -> None:
+def test_files_kept_beside_a_kb_are_never_deleted(kb_dir: Path, snapshot) -> None:
     (kb_dir / "NOTES.md").write_text("my notes")
     (kb_dir / "results").mkdir()
     (kb_dir / "results" / "eval.json").write_text("{}")
-    before = {p: p.read_bytes() for p in kb_dir.rglob("*") if p.is_file()}
+    before = snapshot(kb_dir)
     with pytest.raises(KnowledgeBaseError, match=r"holds NOTES\.md, results/"):
         write_kb(small_kb(), kb_dir)
-    assert {p: p.read_bytes() for p in kb_dir.rglob("*") if p.is_file()} == before
+    assert snapshot(kb_dir) == before
 
 
 def test_a_kb_json_alone_does_not_make_a_folder_replaceable(tmp_path: Path) -> None:
@@ -416,13 +412,13 @@ def test_a_kb_json_alone_does_not_make_a_folder_replaceable(tmp_path: Path) -> N
     assert (only_manifest_name / "important.csv").read_text() == "data"
 
 
-def test_out_as_a_link_to_a_kb_leaves_no_litter(kb_dir: Path, tmp_path: Path) -> None:
+def test_out_as_a_link_to_a_kb_leaves_no_litter(kb_dir: Path, tmp_path: Path, snapshot) -> None:
     link = tmp_path / "link"
     link.symlink_to(kb_dir, target_is_directory=True)
-    before = _snapshot(kb_dir)
+    before = snapshot(kb_dir)
     write_kb(small_kb(), link)
     assert read_kb(link).metric == "clip_fid" and not link.is_symlink()
-    assert _snapshot(kb_dir) == before
+    assert snapshot(kb_dir) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["kb", "link"])
 
 

@@ -200,22 +200,17 @@ def test_bf16_on_gpu_matches_fp32_on_cpu(tmp_path: Path, small_dataset: Path) ->
     assert cosine.min() > 0.99
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
-    tmp_path: Path, small_dataset: Path, tiny_embedder: ClipEmbedder
+    tmp_path: Path, small_dataset: Path, tiny_embedder: ClipEmbedder, snapshot
 ) -> None:
     user = tmp_path / "mine"
     user.mkdir()
     (user / "precious.txt").write_text("do not delete")
     for folder in (user, small_dataset):
-        before = _snapshot(folder)
+        before = snapshot(folder)
         with pytest.raises(ValueError, match=str(folder)):
             embed_dataset(tiny_embedder, small_dataset, folder, min_pairs=1)
-        assert _snapshot(folder) == before
+        assert snapshot(folder) == before
 
 
 def test_a_note_beside_a_cache_is_not_deleted_on_rebuild(

@@ -36,10 +36,6 @@ def _n_lines(root: Path) -> int:
     return len((root / METADATA_FILE).read_text().splitlines())
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 def _skipped(report, file_name: str) -> list[str]:
     return [issue.reason for issue in report.skipped if issue.file == file_name]
 
@@ -192,16 +188,16 @@ def test_non_rgb_images_are_kept_and_reported_as_converted(
     assert tensor.shape == (3, 32, 32)
 
 
-def test_validation_never_deletes_or_modifies_files(small_dataset: Path) -> None:
+def test_validation_never_deletes_or_modifies_files(small_dataset: Path, snapshot) -> None:
     (small_dataset / "corrupt.png").write_bytes(b"garbage")
     shutil.copyfile(small_dataset / "img_00001.png", small_dataset / "dup.png")
     _save_noise(small_dataset / "cmyk.jpg", (40, 40), mode="CMYK")
     _append_rows(small_dataset, "{bad", _row("corrupt.png"), _row("dup.png"), _row("cmyk.jpg"))
-    before = _snapshot(small_dataset)
+    before = snapshot(small_dataset)
     load_imagefolder(small_dataset)
     with pytest.raises(DatasetError):
         load_imagefolder(small_dataset, min_pairs=100)
-    assert _snapshot(small_dataset) == before
+    assert snapshot(small_dataset) == before
 
 
 def test_too_few_valid_pairs_is_refused_with_the_count(small_dataset: Path) -> None:

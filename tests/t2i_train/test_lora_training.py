@@ -106,13 +106,8 @@ def test_cache_is_built_once_and_rebuilt_when_the_data_changes(
     assert meta["n_items"] == len(tiny_dataset.train)
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
-    tiny_pipeline_dir, tiny_dataset, tmp_path
+    tiny_pipeline_dir, tiny_dataset, tmp_path, snapshot
 ):
     dataset_dir = tmp_path / "data"
     shutil.copytree(tiny_dataset.root, dataset_dir)
@@ -121,11 +116,11 @@ def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
     user.mkdir()
     (user / "precious.txt").write_text("do not delete")
     for folder in (user, dataset_dir):
-        before = _snapshot(folder)
+        before = snapshot(folder)
         with pytest.raises(ValueError, match=str(folder)):
             train_lora(tiny_pipeline_dir("sd15"), dataset, tmp_path / "run",
                        tiny_config(max_steps=1), cache_dir=folder)  # fmt: skip
-        assert _snapshot(folder) == before
+        assert snapshot(folder) == before
 
 
 def test_truncated_cache_shard_is_rebuilt(tiny_pipeline_dir, tiny_dataset, tmp_path):
