@@ -87,6 +87,11 @@ def _constant(values: np.ndarray) -> bool:
     return len(np.unique(values)) <= 1
 
 
+def _tie(inputs: pd.DataFrame) -> RankPrediction:
+    """What a ranker fitted on constant targets predicts: every model level, no confidence."""
+    return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
+
+
 def _with_ranks(goodness: np.ndarray, index: pd.Index, confidence) -> RankPrediction:
     """Attach the predicted rank (1 = best) implied by the goodness order."""
     table = pd.DataFrame({"goodness": goodness}, index=index)
@@ -115,7 +120,7 @@ class ClassRanker(Ranker):
 
     def predict(self, inputs):
         if self.constant is not None:
-            return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
+            return _tie(inputs)
         probabilities = self.model.predict_proba(inputs.to_numpy())
         classes = np.asarray(self.model.classes_, dtype=float)
         expected = probabilities @ classes
@@ -142,7 +147,7 @@ class YetiRanker(Ranker):
 
     def predict(self, inputs):
         if self.model is None:
-            return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
+            return _tie(inputs)
         return _with_ranks(self.model.predict(inputs.to_numpy()), inputs.index, np.nan)
 
 
@@ -165,7 +170,7 @@ class RegressionRanker(Ranker):
 
     def predict(self, inputs):
         if self.model is None:
-            return _with_ranks(np.zeros(len(inputs)), inputs.index, np.nan)
+            return _tie(inputs)
         return _with_ranks(-self.model.predict(inputs.to_numpy()), inputs.index, np.nan)
 
 
