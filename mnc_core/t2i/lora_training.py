@@ -218,6 +218,20 @@ class _Run:
     data_digest: str = ""  # what it trains on: checked on resume and reuse
 
 
+def _write_state(folder: Path, run: _Run, step: int, **extra: object) -> None:
+    """The train_state.json of a checkpoint or of final/: what `_finished` and `_resume`
+    check (config, training data) and restore (losses; `extra` e.g. param_groups)."""
+    state = {
+        "step": step,
+        "family": run.spec.name,
+        "config": dataclasses.asdict(run.config),
+        **extra,
+        "losses": run.losses,
+        "train_data": run.data_digest,
+    }
+    (folder / STATE_FILE).write_text(json.dumps(state))
+
+
 def _save_checkpoint(run: _Run, out_dir: Path, step: int) -> None:
     def write(tmp: Path) -> None:
         save_lora(run.spec, run.denoiser, tmp)
@@ -225,15 +239,7 @@ def _save_checkpoint(run: _Run, out_dir: Path, step: int) -> None:
         tensors, groups = _optimizer_tensors(run.optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
-        state = {
-            "step": step,
-            "family": run.spec.name,
-            "config": dataclasses.asdict(run.config),
-            "param_groups": groups,
-            "losses": run.losses,
-            "train_data": run.data_digest,
-        }
-        (tmp / STATE_FILE).write_text(json.dumps(state))
+        _write_state(tmp, run, step, param_groups=groups)
 
     _atomic_folder(out_dir / f"checkpoint-{step:06d}", write)
     for _, old in _checkpoints(out_dir)[: -run.config.keep_checkpoints]:
@@ -472,13 +478,6 @@ def _save_final(run: _Run, out_dir: Path) -> None:
     def write(tmp: Path) -> None:
         save_lora(run.spec, run.denoiser, tmp)
         _write_lora_meta(tmp, run.spec, run.config, run.pipeline_dir)
-        state = {
-            "step": run.config.max_steps,
-            "family": run.spec.name,
-            "config": dataclasses.asdict(run.config),
-            "losses": run.losses,
-            "train_data": run.data_digest,
-        }
-        (tmp / STATE_FILE).write_text(json.dumps(state))
+        _write_state(tmp, run, run.config.max_steps)
 
     _atomic_folder(out_dir / FINAL_DIR, write)
