@@ -113,13 +113,8 @@ def numeric_column(table: pd.DataFrame, column: str, file: Path) -> pd.Series:
     """
     values = pd.to_numeric(table[column], errors="coerce")
     nan_text = table[column].astype(str).str.strip().str.lower().isin(NAN_TEXT)
-    bad = values.isna() & table[column].notna() & ~nan_text
-    if bad.any():
-        position = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ImportInputError(
-            f"{file} row {data_row(table.index, position)}: column {column} value "
-            f"{table[column].iloc[position]!r} is not a number"
-        )
+    _refuse_cells(table, column, file, values.isna() & table[column].notna() & ~nan_text,
+                  "a number")
     return values.astype(float)
 
 
@@ -134,14 +129,21 @@ def feature_column(
     """
     values = numeric_column(table, column, file)
     bad = np.isinf(values) | ((values <= 0) if positive else False)
+    _refuse_cells(table, column, file, bad,
+                  "a finite number > 0" if positive else "a finite number")
+    return values
+
+
+def _refuse_cells(
+    table: pd.DataFrame, column: str, file: Path, bad: pd.Series, need: str
+) -> None:
+    """Raise naming file, data row, column and value of the first `bad` cell, if any."""
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
-        need = "a finite number > 0" if positive else "a finite number"
         raise ImportInputError(
             f"{file} row {data_row(table.index, position)}: column {column} value "
             f"{table[column].iloc[position]!r} is not {need}"
         )
-    return values
 
 
 def slug_map(names: Iterable[str], source: NameSource | None = None) -> dict[str, str]:
