@@ -28,6 +28,11 @@ def _is_allowed(entry: Path, marker: str, patterns: Iterable[str]) -> bool:
     return entry.name == marker or any(fnmatch.fnmatchcase(entry.name, p) for p in patterns)
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The existing ancestor of `path` that is a file (so `path` cannot be created), if any."""
+    return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+
+
 def refuse_foreign_folder(
     target: Path, marker: str, allowed_patterns: Iterable[str], what: str
 ) -> None:
@@ -38,7 +43,7 @@ def refuse_foreign_folder(
     a folder disposable, since notes kept beside a cache are not ours to delete.
     """
     target = Path(target)
-    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    blocking = file_in_the_way(target)
     if blocking is not None:
         raise ForeignFolderError(f"{target}: {blocking} is a file, not a folder")
     if not target.exists():

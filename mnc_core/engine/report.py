@@ -24,6 +24,7 @@ import pandas as pd
 
 from mnc_core.engine.metrics import HIGHER_IS_BETTER_METRIC, METRIC_NAMES
 from mnc_core.engine.protocols import BASELINES, LOO_VARIANTS
+from mnc_core.folders import file_in_the_way
 
 METHOD_ORDER = (*LOO_VARIANTS, *BASELINES)  # table rows; other names follow in given order
 
@@ -106,9 +107,10 @@ def check_json_path(path: Path, kb: Path | None = None) -> None:
         raise ValueError(f"{path}: inside the knowledge base folder {kb}; write reports elsewhere")
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; --json needs a file path")
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise ValueError(f"{path}: {blocking} is not a folder; --json needs a file path")
     parent = next((p for p in path.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ValueError(f"{path}: {parent} is not a folder; --json needs a file path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{path}: cannot write into {parent} (permission denied)")
 
