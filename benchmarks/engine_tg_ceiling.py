@@ -20,7 +20,20 @@ published targets it reports, by the engine's own `dataset_metrics`:
 
 If even the in-sample oracle mix of the training rankings stays below 0.62, a
 ranker that must *learn* its weights from 9 other datasets cannot be expected to
-pass it from those inputs. Runs in a few seconds; deterministic.
+pass it from those inputs.
+
+A second table asks how well the ground truth agrees with *itself*, i.e. how much of
+a ranking a single fine-tuning run can reproduce. These references fine-tune on the
+target, which no selection method may do:
+
+- LoRA on the target: every model's LoRA run on the target (the folder's `lora`
+  records) as the goodness, against the full fine-tuning truth;
+- repeat run: `records.csv` holds two full fine-tuning runs with identical
+  hyper-parameters for many (model, target) pairs (the KB averages them); run 1 as
+  the goodness, run 2 as the truth, over the models that have both. Overall is
+  scored against the same run 2 on the same models, so the two are comparable.
+
+Runs in a few seconds; deterministic.
 """
 
 from __future__ import annotations
@@ -32,7 +45,14 @@ from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
 from mnc_core.engine.metrics import dataset_metrics, normalised_ranks
-from mnc_core.kb.importers.transfergraph import import_transfergraph
+from mnc_core.ids import slugify
+from mnc_core.kb.importers.transfergraph import RECORDS_CSV, import_transfergraph
+
+RUN_SETTINGS = [
+    "batch_size", "lr_scheduler_type", "learning_rate", "gradient_accumulation_steps",
+    "num_train_epochs", "seed",
+]
+MIN_REPEATED_MODELS = 10
 
 
 def wtau(goodness: pd.Series, truth: pd.Series) -> float:
@@ -88,6 +108,50 @@ def target_row(scores, ranks, logme, regh, target) -> dict[str, float]:
     }
 
 
+def repeated_full_runs(ids: pd.DataFrame) -> pd.DataFrame:
+    """First and second full fine-tuning run (identical settings) per (dataset, model), KB ids.
+
+    Read from `records.csv` directly because the KB keeps only their average.
+    """
+    records = pd.read_csv(TG_DIR / RECORDS_CSV)
+    full = records[records["peft_method"].isna() & records["eval_accuracy"].notna()]
+    runs = full.groupby(["finetuned_dataset", "model", *RUN_SETTINGS], dropna=False)
+    first, second = runs["eval_accuracy"].nth(0), runs["eval_accuracy"].nth(1)
+    pairs = pd.DataFrame({
+        "dataset": full.loc[second.index, "finetuned_dataset"].map(slugify),
+        "model": full.loc[second.index, "model"].map(ids),
+        "run2": second,
+    })
+    keys = ["finetuned_dataset", "model", *RUN_SETTINGS]
+    run1 = full.loc[first.index].set_index(keys)["eval_accuracy"]
+    pairs["run1"] = full.loc[second.index].set_index(keys).index.map(run1)
+    return pairs.dropna(subset=["model"])
+
+
+def self_agreement_row(kb, ranks, repeats, target) -> dict[str, float]:
+    """The references that fine-tune on the target, and Overall on the same models."""
+    truth = kb.score_matrix().loc[target].dropna()
+    train = [d for d in ranks.index if d != target]
+    overall = -ranks.loc[train].mean()
+    aux = kb.aux_edges[(kb.aux_edges["dataset"] == target) & (kb.aux_edges["recipe"] == "lora")]
+    lora = aux.set_index("model")["score"]
+    row = {
+        "overall": wtau(overall, truth),
+        "REFERENCE LoRA on the target": wtau(lora, truth.reindex(lora.index)),
+        "(models with a repeat run)": np.nan,
+        "(mean |run 1 - run 2| accuracy)": np.nan,
+        "REFERENCE repeat run (run 1 vs run 2)": np.nan,
+        "overall vs run 2 (same models)": np.nan,
+    }
+    pairs = repeats[repeats["dataset"] == target].set_index("model")
+    if len(pairs) >= MIN_REPEATED_MODELS:
+        row["(models with a repeat run)"] = len(pairs)
+        row["(mean |run 1 - run 2| accuracy)"] = (pairs["run1"] - pairs["run2"]).abs().mean()
+        row["REFERENCE repeat run (run 1 vs run 2)"] = wtau(pairs["run1"], pairs["run2"])
+        row["overall vs run 2 (same models)"] = wtau(overall.reindex(pairs.index), pairs["run2"])
+    return row
+
+
 def main() -> None:
     if not TG_DIR.is_dir():
         raise SystemExit(f"{TG_DIR} absent: nothing to run")
@@ -107,6 +171,21 @@ def main() -> None:
         print(table.round(3).T.to_string())
     print("\nthe row in brackets is not a weighted tau: how well the LogME profile's similarity"
           " orders the training datasets by their true ranking similarity to the target")
+    model_ids = kb.id_map[kb.id_map["kind"] == "model"].set_index("original")["id"]
+    repeats = repeated_full_runs(model_ids)
+    agreement = pd.DataFrame(
+        {t: self_agreement_row(kb, ranks, repeats, t) for t in targets}
+    ).T
+    agreement.loc["mean"] = agreement.mean()
+    agreement.loc["mean", "(models with a repeat run)"] = np.nan
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print("\nhow well the truth agrees with itself (REFERENCE rows fine-tune on the target;"
+              f" repeat runs shown where >= {MIN_REPEATED_MODELS} models have one)\n")
+        print(agreement.round(3).T.to_string())
+    print(
+        "\nrows in brackets are not weighted taus; means skip empty cells: the repeat-run"
+        " rows average the targets that have them"
+    )
 
 
 if __name__ == "__main__":
