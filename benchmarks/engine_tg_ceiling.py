@@ -108,35 +108,32 @@ def target_row(scores, ranks, logme, regh, target) -> dict[str, float]:
     }
 
 
-def repeated_full_runs(ids: pd.DataFrame) -> pd.DataFrame:
-    """First and second full fine-tuning run (identical settings) per (dataset, model), KB ids.
+def repeated_full_runs(ids: pd.Series) -> pd.DataFrame:
+    """Every second full fine-tuning run of a (dataset, model, settings) with its first, KB ids.
 
     Read from `records.csv` directly because the KB keeps only their average.
     """
     records = pd.read_csv(TG_DIR / RECORDS_CSV)
     full = records[records["peft_method"].isna() & records["eval_accuracy"].notna()]
     runs = full.groupby(["finetuned_dataset", "model", *RUN_SETTINGS], dropna=False)
-    first, second = runs["eval_accuracy"].nth(0), runs["eval_accuracy"].nth(1)
+    full = full.assign(run=runs.cumcount(), run1=runs["eval_accuracy"].transform("first"))
+    second = full[full["run"] == 1]
     pairs = pd.DataFrame({
-        "dataset": full.loc[second.index, "finetuned_dataset"].map(slugify),
-        "model": full.loc[second.index, "model"].map(ids),
-        "run2": second,
+        "dataset": second["finetuned_dataset"].map(slugify),
+        "model": second["model"].map(ids),
+        "run1": second["run1"],
+        "run2": second["eval_accuracy"],
     })
-    keys = ["finetuned_dataset", "model", *RUN_SETTINGS]
-    run1 = full.loc[first.index].set_index(keys)["eval_accuracy"]
-    pairs["run1"] = full.loc[second.index].set_index(keys).index.map(run1)
     return pairs.dropna(subset=["model"])
 
 
-def self_agreement_row(kb, ranks, repeats, target) -> dict[str, float]:
+def self_agreement_row(scores, ranks, lora_runs, repeats, target) -> dict[str, float]:
     """The references that fine-tune on the target, and Overall on the same models."""
-    truth = kb.score_matrix().loc[target].dropna()
+    truth = scores.loc[target].dropna()
     train = [d for d in ranks.index if d != target]
     overall = -ranks.loc[train].mean()
-    aux = kb.aux_edges[(kb.aux_edges["dataset"] == target) & (kb.aux_edges["recipe"] == "lora")]
-    lora = aux.set_index("model")["score"]
+    lora = lora_runs[lora_runs["dataset"] == target].set_index("model")["score"]
     row = {
-        "overall": wtau(overall, truth),
         "REFERENCE LoRA on the target": wtau(lora, truth.reindex(lora.index)),
         "(models with a repeat run)": np.nan,
         "(mean |run 1 - run 2| accuracy)": np.nan,
@@ -173,8 +170,9 @@ def main() -> None:
           " orders the training datasets by their true ranking similarity to the target")
     model_ids = kb.id_map[kb.id_map["kind"] == "model"].set_index("original")["id"]
     repeats = repeated_full_runs(model_ids)
+    lora_runs = kb.aux_edges[kb.aux_edges["recipe"] == "lora"]
     agreement = pd.DataFrame(
-        {t: self_agreement_row(kb, ranks, repeats, t) for t in targets}
+        {t: self_agreement_row(scores, ranks, lora_runs, repeats, t) for t in targets}
     ).T
     agreement.loc["mean"] = agreement.mean()
     agreement.loc["mean", "(models with a repeat run)"] = np.nan
