@@ -1,5 +1,6 @@
 """Test-wide settings: offline, single-threaded numba (reproducible pecanpy walks), and
-the one folder snapshot behind every "nothing was changed or deleted" check."""
+the one folder snapshot behind every "nothing was changed or deleted" check, and the
+one user folder that a cache must refuse to replace."""
 
 import os
 from collections.abc import Callable
@@ -22,3 +23,12 @@ def snapshot() -> Callable[[Path], dict[str, bytes]]:
                 for p in sorted(folder.rglob("*")) if p.is_file()}
 
     return take
+
+
+@pytest.fixture
+def foreign_folder(tmp_path: Path) -> Path:
+    """A user's folder (one file of theirs) passed where a cache folder is expected."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("do not delete")
+    return folder

@@ -201,12 +201,9 @@ def test_bf16_on_gpu_matches_fp32_on_cpu(tmp_path: Path, small_dataset: Path) ->
 
 
 def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
-    tmp_path: Path, small_dataset: Path, tiny_embedder: ClipEmbedder, snapshot
+    small_dataset: Path, tiny_embedder: ClipEmbedder, snapshot, foreign_folder: Path
 ) -> None:
-    user = tmp_path / "mine"
-    user.mkdir()
-    (user / "precious.txt").write_text("do not delete")
-    for folder in (user, small_dataset):
+    for folder in (foreign_folder, small_dataset):
         before = snapshot(folder)
         with pytest.raises(ValueError, match=str(folder)):
             embed_dataset(tiny_embedder, small_dataset, folder, min_pairs=1)

@@ -107,15 +107,12 @@ def test_cache_is_built_once_and_rebuilt_when_the_data_changes(
 
 
 def test_user_folder_or_dataset_as_cache_dir_is_refused_and_kept(
-    tiny_pipeline_dir, tiny_dataset, tmp_path, snapshot
+    tiny_pipeline_dir, tiny_dataset, tmp_path, snapshot, foreign_folder
 ):
     dataset_dir = tmp_path / "data"
     shutil.copytree(tiny_dataset.root, dataset_dir)
     dataset = load_imagefolder(dataset_dir)
-    user = tmp_path / "mine"
-    user.mkdir()
-    (user / "precious.txt").write_text("do not delete")
-    for folder in (user, dataset_dir):
+    for folder in (foreign_folder, dataset_dir):
         before = snapshot(folder)
         with pytest.raises(ValueError, match=str(folder)):
             train_lora(tiny_pipeline_dir("sd15"), dataset, tmp_path / "run",
