@@ -135,7 +135,6 @@ def patched(extra: Extra | None, weighted: bool):
         from catboost import CatBoostClassifier
 
         position = targets.groupby("dataset")["norm_rank"].rank(method="first") - 1
-        self.constant = None
         self.model = CatBoostClassifier(loss_function="MultiClass",
                                         **self.settings.params(self.seed))
         self.model.fit(inputs.to_numpy(), targets["rank_class"].to_numpy(),

@@ -107,19 +107,20 @@ class ClassRanker(Ranker):
         self.settings, self.seed = settings, seed
 
     def fit(self, inputs, targets, n_classes):
-        labels = targets["rank_class"].to_numpy()
-        self.constant = labels[0] if _constant(labels) else None
-        if self.constant is None:
-            from catboost import CatBoostClassifier
+        from catboost import CatBoostClassifier
 
-            self.model = CatBoostClassifier(
-                loss_function="MultiClass", **self.settings.params(self.seed)
-            )
-            self.model.fit(inputs.to_numpy(), labels)
+        labels = targets["rank_class"].to_numpy()
+        self.model = None
+        if _constant(labels):
+            return self
+        self.model = CatBoostClassifier(
+            loss_function="MultiClass", **self.settings.params(self.seed)
+        )
+        self.model.fit(inputs.to_numpy(), labels)
         return self
 
     def predict(self, inputs):
-        if self.constant is not None:
+        if self.model is None:
             return _tie(inputs)
         probabilities = self.model.predict_proba(inputs.to_numpy())
         classes = np.asarray(self.model.classes_, dtype=float)
