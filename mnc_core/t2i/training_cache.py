@@ -36,7 +36,18 @@ CACHE_FINGERPRINT_FILE = "cache.json"
 _SHARD_SIZE = 64
 _ENCODE_BATCH = 8
 _CACHE_VERSION = 1
-_SHARD_PATTERNS = ("latents-*.safetensors", "text-*.safetensors")
+_SHARD_KINDS = ("latents", "text")
+_SHARD_PATTERNS = tuple(f"{kind}-*.safetensors" for kind in _SHARD_KINDS)
+
+
+def _shard_name(kind: str, shard: int) -> str:
+    """One shard's file name: the single layout the writer, the damage check and the reader use."""
+    return f"{kind}-{shard:05d}.safetensors"
+
+
+def _n_shards(n_items: int) -> int:
+    """How many `_SHARD_SIZE`-row shards hold `n_items` rows (the last may be short)."""
+    return (n_items + _SHARD_SIZE - 1) // _SHARD_SIZE
 
 
 def _fingerprint(
@@ -127,12 +138,11 @@ def _write_shards(
     max_len: int | None,
 ) -> None:
     """Encode `pairs` into `_SHARD_SIZE`-row latents/text safetensors shards in `folder`."""
-    n_shards = (len(pairs) + _SHARD_SIZE - 1) // _SHARD_SIZE
-    for shard in tqdm(range(n_shards), desc="encode latents+text", unit="shard"):
+    for shard in tqdm(range(_n_shards(len(pairs))), desc="encode latents+text", unit="shard"):
         rows = pairs[shard * _SHARD_SIZE : (shard + 1) * _SHARD_SIZE]
         latents, text = _encode_shard(spec, pipe, rows, resolution, max_len)
-        save_file(latents, str(folder / f"latents-{shard:05d}.safetensors"))
-        save_file(text, str(folder / f"text-{shard:05d}.safetensors"))
+        save_file(latents, str(folder / _shard_name("latents", shard)))
+        save_file(text, str(folder / _shard_name("text", shard)))
 
 
 def _refuse_foreign_cache(cache_dir: Path) -> None:
@@ -147,10 +157,9 @@ def _damaged_shard(cache_dir: Path, n_items: int) -> Path | None:
     is rebuilt rather than failing every later run; opening a shard reads its header
     and checks it against the file size, without reading the tensors.
     """
-    n_shards = (n_items + _SHARD_SIZE - 1) // _SHARD_SIZE
-    for shard in range(n_shards):
-        for kind in ("latents", "text"):
-            path = cache_dir / f"{kind}-{shard:05d}.safetensors"
+    for shard in range(_n_shards(n_items)):
+        for kind in _SHARD_KINDS:
+            path = cache_dir / _shard_name(kind, shard)
             try:
                 with safe_open(str(path), framework="pt") as handle:
                     handle.keys()
@@ -180,7 +189,7 @@ class TrainingCache:
         self._handles: dict[str, object] = {}
 
     def _handle(self, kind: str, shard: int):
-        name = f"{kind}-{shard:05d}.safetensors"
+        name = _shard_name(kind, shard)
         if name not in self._handles:
             self._handles[name] = safe_open(str(Path(self.root) / name), framework="pt")
         return self._handles[name]
