@@ -24,6 +24,7 @@ from mnc_core.kb.importers.common import (
     ImportResult,
     NameSource,
     average_duplicates,
+    data_row,
     id_map_table,
     numeric_column,
     one_hot,
@@ -88,8 +89,8 @@ def _check_names(table: pd.DataFrame, file: Path) -> None:
     for column in COLUMNS[:3]:
         missing = table[column].isna() | (table[column].astype(str).str.strip() == "")
         if missing.any():
-            row = int(np.flatnonzero(missing.to_numpy())[0])
-            raise ImportInputError(f"{file} row {row + 1}: column {column!r} is empty")
+            row = data_row(table.index, int(np.flatnonzero(missing.to_numpy())[0]))
+            raise ImportInputError(f"{file} row {row}: column {column!r} is empty")
 
 
 def _usable_oracle(oracle: pd.Series, drops: DropCounter) -> pd.Series:
