@@ -10,6 +10,11 @@ module where things go, so the layout is defined once.
     <root>/cache/<model>/<dataset>/             cached latents and text embeddings
     <root>/lora/<model>/<dataset>/              LoRA checkpoints (safetensors)
     <root>/samples/<model>/<dataset>/<variant>/ generated PNGs (variant: lora | base)
+    <root>/landing/<dataset>/                   where new dataset folders arrive (platform)
+    <root>/knowledge/<name>/                    assembled knowledge-base folders (engine format)
+    <root>/engine/                              matching graph, Node2Vec+ vectors, ranker
+    <root>/warehouse/mnc.duckdb                 the DuckDB warehouse (tables)
+    <root>/dagster_home/                        the local Dagster instance (DAGSTER_HOME)
 """
 
 from __future__ import annotations
@@ -24,15 +29,23 @@ SAMPLE_VARIANTS = ("lora", "base")
 
 @dataclass(frozen=True)
 class DataLayout:
-    """Paths of every artifact under `root`; ids are checked to be slugs."""
+    """Paths of every artifact under `root`; ids are checked to be slugs.
+
+    `models_root` / `datasets_root` move the pipeline and dataset folders elsewhere
+    (a shared model store, say); by default they are `<root>/models` and `<root>/datasets`.
+    """
 
     root: Path
+    models_root: Path | None = None
+    datasets_root: Path | None = None
 
     def model_dir(self, model: str) -> Path:
-        return Path(self.root) / "models" / check_slug(model, "model id")
+        base = self.models_root or Path(self.root) / "models"
+        return Path(base) / check_slug(model, "model id")
 
     def dataset_dir(self, dataset: str) -> Path:
-        return Path(self.root) / "datasets" / check_slug(dataset, "dataset id")
+        base = self.datasets_root or Path(self.root) / "datasets"
+        return Path(base) / check_slug(dataset, "dataset id")
 
     def embeddings_dir(self, clip_name: str, dataset: str) -> Path:
         return (
@@ -52,6 +65,21 @@ class DataLayout:
         if variant not in SAMPLE_VARIANTS:
             raise ValueError(f"sample variant {variant!r} is not one of {SAMPLE_VARIANTS}")
         return self._pair("samples", model, dataset) / variant
+
+    def landing_dir(self, dataset: str) -> Path:
+        return Path(self.root) / "landing" / check_slug(dataset, "dataset id")
+
+    def knowledge_dir(self, name: str) -> Path:
+        return Path(self.root) / "knowledge" / check_slug(name, "knowledge name")
+
+    def engine_dir(self) -> Path:
+        return Path(self.root) / "engine"
+
+    def warehouse_path(self) -> Path:
+        return Path(self.root) / "warehouse" / "mnc.duckdb"
+
+    def dagster_home(self) -> Path:
+        return Path(self.root) / "dagster_home"
 
     def _pair(self, kind: str, model: str, dataset: str) -> Path:
         return (

@@ -1,0 +1,81 @@
+"""Every resource of the platform, declared once (`platform_resources`).
+
+Local defaults need no configuration: everything lives under one data root
+(`MNC_DATA_ROOT`, default `out/platform` in the repository), laid out by
+`mnc_core.paths.DataLayout`. Each path can also be set on its own from the
+environment (`MNC_MODEL_STORE`, `MNC_LANDING`, `MNC_ACCEPTED`, `MNC_WAREHOUSE`,
+`MNC_KB_FOLDERS`), and the GPU and CLIP settings likewise (`MNC_DEVICE`, `MNC_DTYPE`,
+`MNC_GPU_MEMORY_FRACTION`, `MNC_CLIP_MODEL`, `MNC_CLIP_CHECKPOINT`). Heavy libraries
+(torch, open_clip) are imported inside the methods that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mnc_core.paths import DataLayout
+from mnc_resources.compute import ClipSettings, GpuResource
+from mnc_resources.settings import EngineConfig, KnowledgeImports, T2ISettings
+from mnc_resources.stores import ArtifactStore, DatasetStore, ModelStore
+from mnc_resources.warehouse import Warehouse
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_ROOT = REPO_ROOT / "out" / "platform"
+
+__all__ = [
+    "ArtifactStore",
+    "ClipSettings",
+    "DatasetStore",
+    "EngineConfig",
+    "GpuResource",
+    "KnowledgeImports",
+    "ModelStore",
+    "T2ISettings",
+    "Warehouse",
+    "data_root",
+    "platform_resources",
+]
+
+
+def data_root(env: Mapping[str, str] | None = None) -> Path:
+    """The data root: `MNC_DATA_ROOT`, else `out/platform` in the repository."""
+    env = os.environ if env is None else env
+    return Path(env.get("MNC_DATA_ROOT") or DEFAULT_DATA_ROOT).resolve()
+
+
+def platform_resources(env: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The resources under their keys, configured from `env` (default: the environment)."""
+    env = os.environ if env is None else env
+    layout = DataLayout(data_root(env))
+
+    def path(name: str, default: Path) -> str:
+        return str(Path(env.get(name) or default).resolve())
+
+    kb_folders = [f for f in (env.get("MNC_KB_FOLDERS") or "").split(os.pathsep) if f]
+    model_store = ModelStore(root=path("MNC_MODEL_STORE", layout.root / "models"))
+    dataset_store = DatasetStore(
+        landing=path("MNC_LANDING", layout.root / "landing"),
+        accepted=path("MNC_ACCEPTED", layout.root / "datasets"),
+    )
+    return {
+        "artifacts": ArtifactStore(
+            root=str(layout.root), model_store=model_store, dataset_store=dataset_store
+        ),
+        "model_store": model_store,
+        "dataset_store": dataset_store,
+        "warehouse": Warehouse(database=path("MNC_WAREHOUSE", layout.warehouse_path())),
+        "gpu": GpuResource(
+            device=env.get("MNC_DEVICE", "auto"),
+            dtype=env.get("MNC_DTYPE", "auto"),
+            memory_fraction=float(env.get("MNC_GPU_MEMORY_FRACTION", "0") or 0),
+        ),
+        "clip": ClipSettings(
+            model=env.get("MNC_CLIP_MODEL", "tiny-vit"),
+            checkpoint=env.get("MNC_CLIP_CHECKPOINT") or None,
+        ),
+        "t2i": T2ISettings.from_profile(env.get("MNC_PROFILE", "paper")),
+        "engine": EngineConfig(),
+        "knowledge_imports": KnowledgeImports(folders=[str(Path(f).resolve()) for f in kb_folders]),
+    }

@@ -37,18 +37,9 @@ def _setup() -> None:
 def _settings(
     ranker: str, walks: int | None, iterations: int | None, use_score_before: bool = False
 ):
-    from dataclasses import replace
+    from mnc_core.engine.predict import engine_settings
 
-    from mnc_core.engine.predict import EngineSettings
-    from mnc_core.engine.rankers import check_ranker_name
-
-    check_ranker_name(ranker)
-    settings = EngineSettings(ranker=ranker, use_score_before=use_score_before)
-    if walks is not None:
-        settings = replace(settings, node2vec=replace(settings.node2vec, num_walks=walks))
-    if iterations is not None:
-        settings = replace(settings, catboost=replace(settings.catboost, iterations=iterations))
-    return settings
+    return engine_settings(ranker, walks, iterations, use_score_before)
 
 
 def evaluate(

@@ -32,6 +32,7 @@ from mnc_core.engine.inputs import (
 from mnc_core.engine.rankers import (
     DEFAULT_RANKER,
     CatBoostSettings,
+    Ranker,
     RankPrediction,
     make_ranker,
 )
@@ -252,11 +253,24 @@ def fit_and_predict(
     seed: int,
 ) -> RankPrediction:
     """Fit the chosen ranker on the fold's training pairs and rank every model for `target`."""
+    ranker, columns = fit_ranker(context, groups, settings, seed)
+    return ranker.predict(pair_inputs(context, target, groups)[columns])
+
+
+def fit_ranker(
+    context: FoldContext, groups: InputGroups, settings: EngineSettings, seed: int
+) -> tuple[Ranker, pd.Index]:
+    """The chosen ranker fitted on the fold's training pairs, and its input columns."""
     n_classes = class_count(context.train_scores)
     inputs, targets = training_set(context, groups, n_classes)
     ranker = make_ranker(settings.ranker, settings.catboost, seed)
     ranker.fit(inputs, targets, n_classes)
-    return ranker.predict(pair_inputs(context, target, groups)[inputs.columns])
+    return ranker, inputs.columns
+
+
+def all_edges_fold(kb: KnowledgeBase) -> Fold:
+    """The fold that trains on every known edge (no dataset held out): the full ranker's."""
+    return Fold(key="all", target="", known_edges=kb.edges)
 
 
 def rank_new_dataset(
@@ -295,3 +309,24 @@ def rank_new_dataset(
     table = prediction.table.copy()
     table["known_score"] = known.reindex(table.index)
     return table.sort_values("rank")
+
+
+def engine_settings(
+    ranker: str = DEFAULT_RANKER,
+    walks: int | None = None,
+    iterations: int | None = None,
+    use_score_before: bool = False,
+) -> EngineSettings:
+    """Settings from the knobs users set (`mnc` flags, the platform's engine resource).
+
+    `walks` (Node2Vec+ walks per node) and `iterations` (CatBoost) default to the paper's.
+    """
+    from mnc_core.engine.rankers import check_ranker_name
+
+    check_ranker_name(ranker)
+    settings = EngineSettings(ranker=ranker, use_score_before=use_score_before)
+    if walks is not None:
+        settings = replace(settings, node2vec=replace(settings.node2vec, num_walks=walks))
+    if iterations is not None:
+        settings = replace(settings, catboost=replace(settings.catboost, iterations=iterations))
+    return settings

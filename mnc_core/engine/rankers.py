@@ -21,7 +21,7 @@ defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -192,3 +192,17 @@ def make_ranker(name: str, settings: CatBoostSettings | None = None, seed: int =
     """A fresh ranker by registry name; unknown names list the known ones."""
     check_ranker_name(name)
     return RANKERS[name](settings or CatBoostSettings(), seed)
+
+
+def feature_importances(ranker: Ranker, columns: Sequence[str]) -> pd.Series:
+    """CatBoost's importance of each input column (sums to 100), largest first.
+
+    Empty when the ranker learned nothing (constant targets, no model fitted).
+    """
+    model = getattr(ranker, "model", None)
+    if model is None:
+        return pd.Series(dtype=float, name="importance")
+    values = model.get_feature_importance()
+    return pd.Series(values, index=list(columns), name="importance").sort_values(
+        ascending=False
+    )

@@ -1,0 +1,112 @@
+"""The DuckDB warehouse: short, serialised connections and whole-partition writes.
+
+DuckDB lets one process hold the file read-write, and while it does no other process
+can open it at all (not even read-only). Steps of a multiprocess run therefore never
+keep a connection: every read or write opens the file, does its work in one
+transaction and closes it, under an exclusive `flock` on a sibling lock file, so
+concurrent steps queue for a few milliseconds instead of failing on DuckDB's lock.
+No connection is ever held across a GPU step.
+
+A partition's rows are replaced in one transaction (`DELETE` of exactly that
+partition's keys, then `INSERT`), so re-materialising a partition touches no other
+row, and a failed write leaves the previous rows in place.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from mnc_resources.tables import TABLES, Table
+
+
+class Warehouse(DuckDBResource):
+    """`DuckDBResource` with a cross-process lock and the project's table writes."""
+
+    @contextmanager
+    def connect(self) -> Iterator:
+        """A DuckDB connection held under the warehouse lock; closed (and unlocked) after."""
+        path = Path(self.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with self.get_connection() as conn:
+                    try:
+                        _create_tables(conn)
+                        yield conn
+                    finally:
+                        conn.close()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """The result of one query as a DataFrame."""
+        with self.connect() as conn:
+            return conn.execute(sql, params or []).df()
+
+    def read_table(self, name: str, where: Mapping[str, str] | None = None) -> pd.DataFrame:
+        """Rows of a project table (optionally one partition's), columns in schema order."""
+        table = TABLES[name]
+        clause, params = _where(where or {})
+        return self.read(f"SELECT {table.select_list} FROM {name}{clause}", params)
+
+    def replace_partition(self, name: str, keys: Mapping[str, str], rows: pd.DataFrame) -> int:
+        """Replace the rows of one partition (`keys`: its key columns) in one transaction."""
+        table = TABLES[name]
+        if set(keys) != set(table.partition_columns):
+            raise ValueError(
+                f"table {name}: partition keys {sorted(keys)} are not its partition columns "
+                f"{list(table.partition_columns)}"
+            )
+        frame = table.conform(rows)
+        for column, value in keys.items():
+            if not (frame[column] == value).all():
+                raise ValueError(f"table {name}: a row's {column} is not {value!r}")
+        clause, params = _where(keys)
+        return self._write(table, f"DELETE FROM {name}{clause}", params, frame)
+
+    def replace_table(self, name: str, rows: pd.DataFrame) -> int:
+        """Replace every row of an unpartitioned table in one transaction."""
+        table = TABLES[name]
+        return self._write(table, f"DELETE FROM {name}", [], table.conform(rows))
+
+    def append(self, name: str, rows: pd.DataFrame) -> int:
+        """Append rows (history tables such as evaluations keep every run)."""
+        table = TABLES[name]
+        return self._write(table, None, [], table.conform(rows))
+
+    def _write(self, table: Table, delete: str | None, params: list, frame: pd.DataFrame) -> int:
+        with self.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                if delete is not None:
+                    conn.execute(delete, params)
+                if len(frame):
+                    conn.register("incoming_rows", frame)
+                    conn.execute(
+                        f"INSERT INTO {table.name} ({table.select_list}) "
+                        f"SELECT {table.select_list} FROM incoming_rows"
+                    )
+                    conn.unregister("incoming_rows")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(frame)
+
+
+def _create_tables(conn) -> None:
+    for table in TABLES.values():
+        conn.execute(table.create_sql)
+
+
+def _where(keys: Mapping[str, str]) -> tuple[str, list]:
+    if not keys:
+        return "", []
+    return " WHERE " + " AND ".join(f"{c} = ?" for c in keys), list(keys.values())
