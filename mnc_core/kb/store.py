@@ -25,15 +25,12 @@ import csv
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mnc_core.folders import ForeignFolderError, refuse_foreign_folder, swap_in
+from mnc_core.folders import ForeignFolderError, refuse_foreign_folder, staged_folder, swap_in
 from mnc_core.ids import InvalidIdError, check_slug
 from mnc_core.kb.csv_errors import csv_error_text
 from mnc_core.kb.schema import (
@@ -381,10 +378,7 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
     """
     target = Path(path)
     _refuse_foreign_folder(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
-    try:
-        _chmod_like_mkdir(staging)
+    with staged_folder(target) as staging:
         _write_files(kb, staging)
         try:
             read_kb(staging)
@@ -394,18 +388,8 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
                 f"refusing to write an invalid knowledge base: {message}"
             ) from exc
         swap_in(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     log.debug("wrote knowledge base %s (%d edges)", target, len(kb.edges))
     return target
-
-
-def _chmod_like_mkdir(folder: Path) -> None:
-    """mkdtemp makes a private (0700) folder; give the KB the permissions mkdir would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
 
 
 def _refuse_foreign_folder(target: Path) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from mnc_core.folders import refuse_foreign_folder, swap_in
+from mnc_core.folders import refuse_foreign_folder, staged_folder, swap_in
 from mnc_core.ids import slugify
 from mnc_core.t2i.datasets import (
     DEFAULT_MIN_PAIRS,
@@ -282,9 +280,7 @@ def _refuse_foreign_cache(cache_dir: Path) -> None:
 
 def _write_cache(cache_dir: Path, result: DatasetEmbedding, clip_name: str) -> None:
     """Write all files to a staging folder, then swap it in: readers never see a half cache."""
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
-    try:
+    with staged_folder(cache_dir) as staging:
         for name in _CACHE_ARRAYS:
             np.save(staging / f"{name}.npy", getattr(result, name), allow_pickle=False)
         meta = {"key": result.key, "clip": clip_name, "files": result.files,
@@ -292,9 +288,6 @@ def _write_cache(cache_dir: Path, result: DatasetEmbedding, clip_name: str) -> N
         (staging / _KEY_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         _refuse_foreign_cache(cache_dir)  # again: the folder may have changed while embedding
         swap_in(staging, cache_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def embed_dataset(

@@ -36,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from mnc_core.folders import staged_folder
 from mnc_core.t2i.datasets import ImageCaptionDataset, ImageCaptionPair
 from mnc_core.t2i.lora_families import (
     LORA_WEIGHTS_FILE,
@@ -187,15 +188,16 @@ def _write_lora_meta(folder: Path, spec: FamilySpec, config: LoraTrainConfig, ba
 
 
 def _atomic_folder(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder via `write(tmp)` then rename; an existing `final` is kept."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if final.exists():
-        shutil.rmtree(tmp)
-        raise FileExistsError(f"{final} already exists; not replacing a finished folder")
-    os.replace(tmp, final)
+    """Write a folder via `write(tmp)` then rename; an existing `final` is kept.
+
+    The staging folder follows the one staging rule (`mnc_core.folders.staged_folder`):
+    an interrupted write removes it, a killed one is swept by the next write.
+    """
+    with staged_folder(final) as tmp:
+        write(tmp)
+        if final.exists():
+            raise FileExistsError(f"{final} already exists; not replacing a finished folder")
+        os.replace(tmp, final)
 
 
 @dataclass

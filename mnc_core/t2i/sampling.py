@@ -194,6 +194,18 @@ def _claim_samples_dir(out_dir: Path, fingerprint: str, captions: list[str]) -> 
     os.replace(tmp, stamp)
 
 
+def _save_png(image, path: Path) -> None:
+    """Write under a temporary name and rename, so an interrupted save (Ctrl-C, a
+    cancelled step) never leaves a truncated PNG that a re-run would take as done."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def generate_images(
     pipe: DiffusionPipeline,
     captions: list[str],
@@ -222,9 +234,7 @@ def generate_images(
             **_batch_kwargs(spec, len(batch)),
         ).images
         for i, image in zip(batch, images, strict=True):
-            tmp = paths[i].with_name(f".{paths[i].name}.tmp")
-            image.save(tmp, format="PNG")
-            os.replace(tmp, paths[i])
+            _save_png(image, paths[i])
     rows = [
         json.dumps({"file_name": p.name, "text": c})
         for p, c in zip(paths, captions, strict=True)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from mnc_core.folders import staged_folder, swap_in
 from mnc_core.t2i.datasets import METADATA_FILE
 
 log = logging.getLogger(__name__)
@@ -221,8 +220,7 @@ def make_synthetic_dataset(
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         rows = []
         for i in range(n_images):
             image, caption = draw_synthetic_image(family, rng, size)
@@ -230,11 +228,6 @@ def make_synthetic_dataset(
             image.save(staging / name)
             rows.append(json.dumps({"file_name": name, "text": caption}))
         (staging / METADATA_FILE).write_text("\n".join(rows) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        swap_in(staging, out_dir)
     log.info("wrote %d %s images (%d px, seed %d) to %s", n_images, family, size, seed, out_dir)
     return out_dir

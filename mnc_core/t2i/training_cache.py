@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from mnc_core.folders import refuse_foreign_folder, swap_in
+from mnc_core.folders import refuse_foreign_folder, staged_folder, swap_in
 from mnc_core.t2i.datasets import ImageCaptionPair, preprocess_image
 from mnc_core.t2i.lora_families import FamilySpec, encode_captions, encode_pixels
 
@@ -119,17 +117,12 @@ def build_cache(
             return TrainingCache(cache_dir)
         log.warning("%s is damaged; rebuilding the training cache %s", damaged, cache_dir)
     _refuse_foreign_cache(cache_dir)
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-", dir=cache_dir.parent))
-    try:
+    with staged_folder(cache_dir) as tmp:
         _write_shards(spec, pipe, pairs, tmp, resolution, max_len)
         meta = {"fingerprint": fingerprint, "n_items": len(pairs), "shard_size": _SHARD_SIZE}
         (tmp / CACHE_FINGERPRINT_FILE).write_text(json.dumps(meta, indent=2))
         _refuse_foreign_cache(cache_dir)  # again: the folder may have changed while encoding
         swap_in(tmp, cache_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return TrainingCache(cache_dir)
 
 

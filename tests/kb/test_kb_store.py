@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -345,14 +346,14 @@ def test_failure_midway_leaves_old_kb_intact(kb_dir: Path, monkeypatch, snapshot
 
 def test_failed_rename_restores_old_kb(kb_dir: Path, monkeypatch, snapshot) -> None:
     before = snapshot(kb_dir)
-    real_rename = store.os.rename
+    real_rename = os.rename
 
     def rename(src, dst):
         if ".writing-" in str(src):
             raise OSError("rename failed")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(store.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="rename failed"):
         write_kb(small_kb(), kb_dir)
     assert snapshot(kb_dir) == before
