@@ -12,6 +12,7 @@ module where things go, so the layout is defined once.
     <root>/samples/<model>/<dataset>/<variant>/ generated PNGs (variant: lora | base)
     <root>/landing/<dataset>/                   where new dataset folders arrive (platform)
     <root>/knowledge/<name>/                    assembled knowledge-base folders (engine format)
+    <root>/model-costs/                         cached parameter and FLOP counts per config
     <root>/engine/                              matching graph, Node2Vec+ vectors, ranker
     <root>/warehouse/mnc.duckdb                 the DuckDB warehouse (tables)
     <root>/dagster_home/                        the local Dagster instance (DAGSTER_HOME)
@@ -71,6 +72,9 @@ class DataLayout:
 
     def knowledge_dir(self, name: str) -> Path:
         return Path(self.root) / "knowledge" / check_slug(name, "knowledge name")
+
+    def model_costs_dir(self) -> Path:
+        return Path(self.root) / "model-costs"
 
     def engine_dir(self) -> Path:
         return Path(self.root) / "engine"

@@ -98,9 +98,9 @@ TABLES: dict[str, Table] = {
         _table(
             "imported_edges",
             "model VARCHAR, dataset VARCHAR, score DOUBLE, score_before DOUBLE, cost DOUBLE, "
-            "source VARCHAR",
+            "source VARCHAR, metric VARCHAR, higher_is_better BOOLEAN",
             (),
-            "model-dataset edges of the imported knowledge-base folders",
+            "model-dataset edges of the imported knowledge-base folders (source = folder)",
         ),
         _table(
             "fid_edges",

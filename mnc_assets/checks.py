@@ -1,0 +1,69 @@
+"""Data-quality gates on the merged FID-edge table (Great Expectations, `fid_edge_expectations`).
+
+The blocking check (`fid_edges_valid`) fails on any edge the ranker must not learn
+from: a missing, infinite, negative or implausible score, a pair listed twice, an id
+the knowledge does not know. Downstream steps of the same run then do not start, and
+the automated downstream assets wait for it to pass (`AFTER_CHECKS`). The advisory
+check (`fid_edges_advisory`) warns about per-dataset outliers and thin coverage of the
+model x dataset matrix. Both carry the failing rows (model, dataset, value, provenance).
+"""
+
+import dagster as dg
+
+from mnc_assets.knowledge import fid_edges
+from mnc_assets.selection import BLOCKING_CHECK
+from mnc_resources import KnowledgeImports, Warehouse
+
+
+def _known_ids(warehouse: Warehouse, imports: KnowledgeImports) -> tuple[list[str], list[str]]:
+    """Models and datasets the knowledge has features for (computed or imported)."""
+    from mnc_core.kb.store import read_kb
+
+    models = set(warehouse.read("SELECT model FROM model_features")["model"])
+    datasets = set(warehouse.read("SELECT dataset FROM dataset_features")["dataset"])
+    for folder in imports.folders:
+        kb = read_kb(folder)
+        models.update(kb.models)
+        datasets.update(kb.datasets)
+    return sorted(models), sorted(datasets)
+
+
+def _validate(warehouse: Warehouse, imports: KnowledgeImports):
+    from mnc_assets.fid_edge_expectations import validate_fid_edges
+    from mnc_core.kb.store import score_range
+
+    metric = warehouse.read_table("knowledge_metric")
+    edges = warehouse.read_table("fid_edges")
+    if metric.empty:
+        raise dg.Failure("fid_edges has not been materialised: nothing to check")
+    name, higher_is_better = str(metric["metric"].iloc[0]), bool(metric["higher_is_better"].iloc[0])
+    models, datasets = _known_ids(warehouse, imports)
+    return validate_fid_edges(
+        edges, models=models, datasets=datasets, metric=name,
+        higher_is_better=higher_is_better, plausible_range=score_range(name),
+    )
+
+
+def _result(validation, blocking: bool) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=validation.blocking_passed if blocking else validation.advisory_passed,
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "summary": dg.MetadataValue.md(validation.summary_markdown()),
+            "failing_rows": dg.MetadataValue.int(len(validation.failing_rows(blocking=blocking))),
+            "verdict": dg.MetadataValue.json(validation.to_json_dict()),
+            "gx_result": dg.MetadataValue.json(validation.gx_result),
+        },
+    )
+
+
+@dg.asset_check(asset=fid_edges, name=BLOCKING_CHECK, blocking=True,
+                description="Edges the ranker may learn from: blocking expectations (GX).")
+def fid_edges_valid(warehouse: Warehouse, knowledge_imports: KnowledgeImports):
+    return _result(_validate(warehouse, knowledge_imports), blocking=True)
+
+
+@dg.asset_check(asset=fid_edges, name="fid_edges_advisory", blocking=False,
+                description="Per-dataset outliers and matrix coverage: warnings only (GX).")
+def fid_edges_advisory(warehouse: Warehouse, knowledge_imports: KnowledgeImports):
+    return _result(_validate(warehouse, knowledge_imports), blocking=False)
