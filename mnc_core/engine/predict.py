@@ -10,11 +10,9 @@ one ranker per fold and input variant is fitted.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -37,6 +35,7 @@ from mnc_core.engine.rankers import (
     make_ranker,
 )
 from mnc_core.kb.schema import KnowledgeBase
+from mnc_core.workers import run_unordered
 
 log = logging.getLogger(__name__)
 
@@ -226,15 +225,10 @@ def _fit_all(jobs, variants, settings, seed, workers):
         for key, context, target in jobs:
             yield key, _fit_fold(context, target, variants, settings, seed)
         return
-    # spawn, not fork: the parent holds numba/gensim/CatBoost state that fork would copy.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    with pool:
-        pending = {
-            pool.submit(_fit_fold, context, target, variants, settings, seed): key
-            for key, context, target in jobs
-        }
-        for future in as_completed(pending):
-            yield pending[future], future.result()
+    # The one worker pool: an interrupt or error stops every worker at once.
+    fits = [(context, target, variants, settings, seed) for _, context, target in jobs]
+    for index, predictions in run_unordered(_fit_fold, fits, workers):
+        yield jobs[index][0], predictions
 
 
 def _fit_fold(context, target, variants, settings, seed) -> dict[str, RankPrediction]:
