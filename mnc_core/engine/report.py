@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import stat
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from mnc_core.engine.metrics import HIGHER_IS_BETTER_METRIC, METRIC_NAMES
 from mnc_core.engine.protocols import BASELINES, LOO_VARIANTS
-from mnc_core.folders import file_in_the_way
+from mnc_core.folders import file_in_the_way, leftover_name, sweep_leftovers
 
 METHOD_ORDER = (*LOO_VARIANTS, *BASELINES)  # table rows; other names follow in given order
 
@@ -95,6 +96,46 @@ def ranking_rows(table: pd.DataFrame) -> list[dict]:
     ]
 
 
+# Written to the process's own stream, never opened by name: opening /dev/stdout when it
+# is redirected to a file would truncate what the command already printed there.
+_STREAMS = {"/dev/stdout": "stdout", "/dev/fd/1": "stdout",
+            "/dev/stderr": "stderr", "/dev/fd/2": "stderr"}
+
+REPLACE, THROUGH, STREAM = "replace", "through", "stream"
+
+
+def json_destination(path: Path) -> str:
+    """How a report goes to `path`, the one rule for every `--json`; ValueError if refused.
+
+    `replace`: absent or a regular file (also through a link: the file it points to is
+    replaced and the link kept), written atomically. `through`: a FIFO or /dev/null,
+    opened and written, never replaced. `stream`: /dev/stdout or /dev/stderr. Refused:
+    folders, broken links, other devices and sockets. Why: an atomic replace of a
+    device node or a pipe would put a regular file in its place (as root, over
+    /dev/null).
+    """
+    if os.path.abspath(path) in _STREAMS:
+        return STREAM
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ValueError(f"{path}: is a broken link; --json needs a file path") from None
+        return REPLACE
+    except NotADirectoryError:  # an ancestor is a file: check_json_path names it
+        return REPLACE
+    if stat.S_ISREG(mode):
+        return REPLACE
+    if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and os.path.samefile(path, os.devnull)):
+        return THROUGH
+    kind = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}.get(
+                stat.S_IFMT(mode), "not a regular file")
+    raise ValueError(
+        f"{path}: is {kind}; --json needs a file path (or a FIFO, /dev/null, /dev/stdout)"
+    )
+
+
 def check_json_path(path: Path, kb: Path | None = None) -> None:
     """Refuse, before any long work, a JSON report path that cannot or must not be written.
 
@@ -105,8 +146,14 @@ def check_json_path(path: Path, kb: Path | None = None) -> None:
     path = Path(path)
     if kb is not None and Path(kb).resolve() in path.resolve().parents:
         raise ValueError(f"{path}: inside the knowledge base folder {kb}; write reports elsewhere")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; --json needs a file path")
+    destination = json_destination(path)
+    if destination == STREAM:
+        return
+    if destination == THROUGH:
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{path}: cannot write to it (permission denied)")
+        return
+    path = Path(os.path.realpath(path))
     blocking = file_in_the_way(path)
     if blocking is not None:
         raise ValueError(f"{path}: {blocking} is not a folder; --json needs a file path")
@@ -116,15 +163,35 @@ def check_json_path(path: Path, kb: Path | None = None) -> None:
 
 
 def write_json(document: dict, path: Path) -> None:
-    """Write atomically (temp file + rename): a crash never leaves a half-written report."""
-    path = Path(path)
+    """Write the report where `json_destination` says; a regular file atomically (temp
+    file + rename, so an interrupt never leaves half a report), with the permissions an
+    existing report had, or else the user's umask."""
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    destination = json_destination(path)
+    if destination == STREAM:
+        stream = getattr(sys, _STREAMS[os.path.abspath(path)])
+        stream.write(text)
+        stream.flush()
+    elif destination == THROUGH:
+        with open(path, "w") as out:
+            out.write(text)
+    else:
+        _replace_file(Path(os.path.realpath(path)), text)
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Atomically put `text` at `path`; staging follows the one rule of mnc_core.folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_leftovers(path)
+    keep_mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
+    tmp = leftover_name(path)
+    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     try:
         with os.fdopen(handle, "w") as out:
-            json.dump(document, out, indent=2, allow_nan=False)
-            out.write("\n")
+            if keep_mode is not None:
+                os.fchmod(out.fileno(), keep_mode)
+            out.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
