@@ -22,9 +22,11 @@ failed write never leaves a half-written KB and never loses the previous one.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ import pandas as pd
 
 from mnc_core.folders import ForeignFolderError, refuse_foreign_folder, staged_folder, swap_in
 from mnc_core.ids import InvalidIdError, check_slug
-from mnc_core.kb.csv_errors import csv_error_text
+from mnc_core.kb.csv_errors import CsvTextError, csv_error_text, read_csv_text
 from mnc_core.kb.schema import (
     AUX_EDGE_COLUMNS,
     DISTANCE_COLUMNS,
@@ -40,6 +42,7 @@ from mnc_core.kb.schema import (
     ID_MAP_COLUMNS,
     KnowledgeBase,
 )
+from mnc_core.textfiles import TextFileError, parse_number, read_text
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +59,41 @@ KB_FILES = (*REQUIRED_FILES, IDS_CSV, AUX_EDGES_CSV)
 REQUIRED_EDGE_COLUMNS = EDGE_COLUMNS[:3]  # model, dataset, score
 OPTIONAL_EDGE_COLUMNS = EDGE_COLUMNS[3:]  # score_before, cost
 ID_KINDS = ("model", "dataset")
+# Finite but absurd values are refused at load time, not met at the end of a run:
+# every feature, distance, cost and score_before has |value| <= VALUE_LIMIT (the
+# engine's random forest works in float32, max 3.4e38, and squares and sums values,
+# so 1e308 passed as finite and crashed the Direct baseline after every fit was done).
+VALUE_LIMIT = 1e12
+FID_LIMIT = 1e4  # FID-like scores are >= 0; an FID this large means broken images
+# Scores by the metric's declared scale (its name): TransferGraph's accuracies are
+# fractions, PARC's Oracle percent. Other `*accuracy` names may use either scale.
+SCORE_RANGES = {
+    "eval_accuracy": (0.0, 1.0),
+    "test_accuracy": (0.0, 1.0),
+    "oracle_accuracy": (0.0, 100.0),
+}
+_FID_NAME = re.compile(r"(?:^|[_.-])fid(?:$|[_.-])")
 
 
 class KnowledgeBaseError(ValueError):
     """A knowledge base folder (or value) that cannot be used; the message names file and row."""
+
+
+def score_range(metric: str) -> tuple[float, float]:
+    """The inclusive range a score of `metric` must lie in (one rule for reader and importers).
+
+    Known names from `SCORE_RANGES`; FID-like names (`clip_fid`, `fid`, ...) are in
+    [0, FID_LIMIT]; other names ending in `accuracy` in [0, 100] (fraction or percent);
+    anything else only within +-VALUE_LIMIT.
+    """
+    name = metric.strip().lower()
+    if name in SCORE_RANGES:
+        return SCORE_RANGES[name]
+    if _FID_NAME.search(name):
+        return (0.0, FID_LIMIT)
+    if name.endswith("accuracy"):
+        return (0.0, 100.0)
+    return (-VALUE_LIMIT, VALUE_LIMIT)
 
 
 # --------------------------------------------------------------------------- reading
@@ -79,7 +113,10 @@ def read_kb(path: str | Path) -> KnowledgeBase:
     meta = _read_meta(folder / KB_JSON)
     model_features = _read_features(folder / MODEL_FEATURES_CSV, "model")
     dataset_features = _read_features(folder / DATASET_FEATURES_CSV, "dataset")
-    edges = _read_edges(folder / EDGES_CSV, set(model_features.index), set(dataset_features.index))
+    scores = score_range(meta["metric"])
+    edges = _read_edges(
+        folder / EDGES_CSV, set(model_features.index), set(dataset_features.index), scores
+    )
     distances = _read_distances(folder / DISTANCES_CSV, set(dataset_features.index))
     id_map = None
     if (folder / IDS_CSV).is_file():
@@ -87,7 +124,8 @@ def read_kb(path: str | Path) -> KnowledgeBase:
     aux_edges = pd.DataFrame(columns=list(AUX_EDGE_COLUMNS))
     if (folder / AUX_EDGES_CSV).is_file():
         aux_edges = _read_aux_edges(
-            folder / AUX_EDGES_CSV, set(model_features.index), set(dataset_features.index)
+            folder / AUX_EDGES_CSV, set(model_features.index), set(dataset_features.index),
+            scores,
         )
     return KnowledgeBase(
         edges=edges,
@@ -108,8 +146,10 @@ def read_kb(path: str | Path) -> KnowledgeBase:
 def _read_meta(file: Path) -> dict:
     """Parse `kb.json` and check every field's type, naming the bad field."""
     try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        meta = json.loads(read_text(file))
+    except TextFileError as exc:
+        raise KnowledgeBaseError(str(exc)) from exc
+    except json.JSONDecodeError as exc:
         raise KnowledgeBaseError(f"{file}: not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise KnowledgeBaseError(f"{file}: expected a JSON object")
@@ -149,16 +189,21 @@ def _read_csv(file: Path, required: tuple[str, ...]) -> pd.DataFrame:
     data rows is an error.
     """
     try:
+        text = read_csv_text(file)
+    except CsvTextError as exc:
+        raise KnowledgeBaseError(f"{file}: cannot parse as CSV ({exc.reason})") from exc
+    try:
         table = pd.read_csv(
-            file, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False
+            io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+            skip_blank_lines=False,
         )
     except pd.errors.EmptyDataError as exc:
         raise KnowledgeBaseError(
             f"{file}: empty file; it needs at least the header line {','.join(required)}"
         ) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except pd.errors.ParserError as exc:
         raise KnowledgeBaseError(f"{file}: cannot parse as CSV ({csv_error_text(exc)})") from exc
-    header = _header(file)
+    header = _header(text)
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise KnowledgeBaseError(f"{file}: duplicate column(s) {', '.join(duplicated)}")
@@ -184,10 +229,9 @@ def _without_blank_lines(file: Path, table: pd.DataFrame) -> pd.DataFrame:
     return table.iloc[:last]
 
 
-def _header(file: Path) -> list[str]:
+def _header(text: str) -> list[str]:
     """The raw header names (pandas would silently rename a repeated column to `x.1`)."""
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        return [name.strip() for name in next(csv.reader(handle), [])]
+    return [name.strip() for name in next(csv.reader(io.StringIO(text, newline="")), [])]
 
 
 def _where(file: Path, row: int) -> str:
@@ -212,9 +256,11 @@ def _parse_numbers(
     column: str,
     *,
     optional: bool = False,
-    non_negative: bool = False,
+    bounds: tuple[float, float] = (-VALUE_LIMIT, VALUE_LIMIT),
+    why: str = f"|value| <= {VALUE_LIMIT:g}",
 ) -> np.ndarray:
-    """Parse one column as finite floats; empty cells become NaN only when `optional`."""
+    """Parse one column as finite floats within `bounds` (inclusive); empty cells become
+    NaN only when `optional`. `why` names the range in the error (a metric, a limit)."""
     out = np.empty(len(values), dtype=float)
     for row, raw in enumerate(values):
         text = str(raw).strip()
@@ -224,9 +270,7 @@ def _parse_numbers(
         if text == "":
             raise KnowledgeBaseError(f"{_where(file, row)}: column {column} is empty")
         try:
-            if "_" in text:  # float() reads "1_000" as 1000; a CSV number has no "_"
-                raise ValueError(text)
-            number = float(text)
+            number = parse_number(text)  # not float(): it reads "1_000" and non-ASCII digits
         except ValueError as exc:
             raise KnowledgeBaseError(
                 f"{_where(file, row)}: column {column} value {text!r} is not a number"
@@ -236,12 +280,28 @@ def _parse_numbers(
             raise KnowledgeBaseError(
                 f"{_where(file, row)}: column {column} value {text!r} is not finite{hint}"
             )
-        if non_negative and number < 0:
-            raise KnowledgeBaseError(
-                f"{_where(file, row)}: column {column} value {number} is negative"
-            )
+        _check_bounds(file, row, column, number, bounds, why)
         out[row] = number
     return out
+
+
+def _check_bounds(
+    file: Path, row: int, column: str, number: float, bounds: tuple[float, float], why: str
+) -> None:
+    """Refuse a value outside `bounds`, naming file, row, column and the range."""
+    low, high = bounds
+    if low == 0 and number < 0:
+        raise KnowledgeBaseError(f"{_where(file, row)}: column {column} value {number} is negative")
+    if not low <= number <= high:
+        raise KnowledgeBaseError(
+            f"{_where(file, row)}: column {column} value {number:g} is outside "
+            f"[{low:g}, {high:g}] ({why}; see docs/knowledge-base.md)"
+        )
+
+
+def _score_bounds(scores: tuple[float, float]) -> dict:
+    """`_parse_numbers` keywords for a score column of the KB's metric."""
+    return {"bounds": scores, "why": "the range of the KB's metric"}
 
 
 def _read_features(file: Path, id_column: str) -> pd.DataFrame:
@@ -285,8 +345,10 @@ def _check_known(file: Path, ids: list[str], known: set[str], column: str, table
             )
 
 
-def _read_edges(file: Path, models: set[str], datasets: set[str]) -> pd.DataFrame:
-    """Model-dataset results: known ids, one row per pair, finite scores."""
+def _read_edges(
+    file: Path, models: set[str], datasets: set[str], scores: tuple[float, float]
+) -> pd.DataFrame:
+    """Model-dataset results: known ids, one row per pair, scores within the metric's range."""
     table = _read_csv(file, REQUIRED_EDGE_COLUMNS)
     if table.empty:
         raise KnowledgeBaseError(
@@ -298,18 +360,21 @@ def _read_edges(file: Path, models: set[str], datasets: set[str]) -> pd.DataFram
     _check_known(file, dataset_ids, datasets, "dataset", DATASET_FEATURES_CSV)
     _reject_duplicates(file, list(zip(model_ids, dataset_ids, strict=True)), "(model, dataset)")
     edges = pd.DataFrame({"model": model_ids, "dataset": dataset_ids})
-    edges["score"] = _parse_numbers(file, table["score"], "score")
+    edges["score"] = _parse_numbers(file, table["score"], "score", **_score_bounds(scores))
     for column in OPTIONAL_EDGE_COLUMNS:
         if column in table.columns:
+            low = 0.0 if column == "cost" else -VALUE_LIMIT
             edges[column] = _parse_numbers(
-                file, table[column], column, optional=True, non_negative=column == "cost"
+                file, table[column], column, optional=True, bounds=(low, VALUE_LIMIT)
             )
         else:
             edges[column] = math.nan
     return edges[list(EDGE_COLUMNS)]
 
 
-def _read_aux_edges(file: Path, models: set[str], datasets: set[str]) -> pd.DataFrame:
+def _read_aux_edges(
+    file: Path, models: set[str], datasets: set[str], scores: tuple[float, float]
+) -> pd.DataFrame:
     """Auxiliary results (another recipe): known ids, one row per triple, finite scores.
 
     Optional file, so an old KB stays valid; a header without rows means no auxiliary
@@ -323,7 +388,7 @@ def _read_aux_edges(file: Path, models: set[str], datasets: set[str]) -> pd.Data
     _check_known(file, dataset_ids, datasets, "dataset", DATASET_FEATURES_CSV)
     triples = list(zip(model_ids, dataset_ids, recipes, strict=True))
     _reject_duplicates(file, triples, "(model, dataset, recipe)")
-    score = _parse_numbers(file, table["score"], "score")
+    score = _parse_numbers(file, table["score"], "score", **_score_bounds(scores))
     return pd.DataFrame(
         {"model": model_ids, "dataset": dataset_ids, "recipe": recipes, "score": score}
     )[list(AUX_EDGE_COLUMNS)]
@@ -341,7 +406,7 @@ def _read_distances(file: Path, datasets: set[str]) -> pd.DataFrame:
             raise KnowledgeBaseError(f"{_where(file, row)}: self-pair {a!r}-{b!r}")
     pairs = [tuple(sorted(pair)) for pair in zip(a_ids, b_ids, strict=True)]
     _reject_duplicates(file, pairs, "unordered dataset pair")
-    distance = _parse_numbers(file, table["distance"], "distance", non_negative=True)
+    distance = _parse_numbers(file, table["distance"], "distance", bounds=(0.0, VALUE_LIMIT))
     return pd.DataFrame({"dataset_a": a_ids, "dataset_b": b_ids, "distance": distance})[
         list(DISTANCE_COLUMNS)
     ]

@@ -11,6 +11,7 @@ a reason that is printed after the import.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 from collections import Counter
@@ -22,8 +23,10 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.ids import InvalidIdError, slugify
-from mnc_core.kb.csv_errors import csv_error_text
+from mnc_core.kb.csv_errors import CsvTextError, csv_error_text, read_csv_text
 from mnc_core.kb.schema import ID_MAP_COLUMNS, KnowledgeBase
+from mnc_core.kb.store import VALUE_LIMIT, score_range
+from mnc_core.textfiles import is_number, number_or_nan
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +61,11 @@ class DropCounter:
         return dict(self.counts)
 
 
-# Only an empty cell means "missing": names such as "none" or "NA" stay text, and a
-# number column holding "n/a" is reported instead of silently becoming NaN.
-CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
-# Float literals for NaN (any case): like `inf`, they are numbers, just not finite ones.
-NAN_TEXT = {"nan", "+nan", "-nan"}
+# Every cell is read as text and only an empty cell means "missing": names such as
+# "none" or "NA" stay text, a number column holding "n/a" is reported instead of
+# silently becoming NaN, and numbers go through the one number rule
+# (`mnc_core.textfiles.parse_number`: plain ASCII decimal, `nan`, `inf`), not pandas'.
+CSV_MISSING = {"keep_default_na": False, "na_values": [""], "dtype": str}
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,24 @@ class NameSource:
     values: pd.Series
 
 
-def read_table(file: Path, required: Iterable[str], **options: object) -> pd.DataFrame:
-    """Read an input CSV; a missing file or column raises naming the file."""
+def read_table(
+    file: Path, required: Iterable[str], *, ragged: bool = False, **options: object
+) -> pd.DataFrame:
+    """Read an input CSV; a missing file or column raises naming the file.
+
+    `ragged`: rows may leave out trailing cells after the required columns (read as
+    missing), for writers that do so; otherwise every row has the header's cells.
+    """
+    required = tuple(required)
     if not file.is_file():
         raise ImportInputError(f"{file}: file not found")
     try:
-        table = pd.read_csv(file, **CSV_MISSING, **options)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        text = read_csv_text(file, required if ragged else None)  # the one CSV rule
+    except CsvTextError as exc:
+        raise ImportInputError(f"{file}: cannot read as CSV ({exc.reason})") from exc
+    try:
+        table = pd.read_csv(io.StringIO(text), **CSV_MISSING, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ImportInputError(f"{file}: cannot read as CSV ({csv_error_text(exc)})") from exc
     absent = [c for c in required if c not in table.columns]
     if absent:
@@ -111,11 +125,27 @@ def numeric_column(table: pd.DataFrame, column: str, file: Path) -> pd.Series:
     `nan` text becomes NaN, like an empty cell, so callers drop or flag it together
     with `inf` instead of aborting on one float literal but not the other.
     """
-    values = pd.to_numeric(table[column], errors="coerce")
-    nan_text = table[column].astype(str).str.strip().str.lower().isin(NAN_TEXT)
-    _refuse_cells(table, column, file, values.isna() & table[column].notna() & ~nan_text,
-                  "a number")
-    return values.astype(float)
+    cells = table[column]
+    readable = cells.isna() | cells.map(lambda cell: isinstance(cell, float) or is_number(cell))
+    _refuse_cells(table, column, file, ~readable, "a number")
+    return cells.map(number_or_nan).astype(float)
+
+
+def scores_in_range(table: pd.DataFrame, column: str, file: Path, metric: str) -> None:
+    """Refuse a finite score outside the metric's range (`store.score_range`), naming its row.
+
+    Why here and not only when the KB is read back: the error then names the user's
+    file and row, not a row of the KB being written.
+    """
+    low, high = score_range(metric)
+    values = numeric_column(table, column, file)
+    _refuse_cells(table, column, file, np.isfinite(values) & ((values < low) | (values > high)),
+                  f"within [{low:g}, {high:g}] (the range of {metric}; see docs/knowledge-base.md)")
+
+
+def beyond_limit(values: pd.Series) -> pd.Series:
+    """Finite values larger in size than the KB's `VALUE_LIMIT` (absurd, not just large)."""
+    return np.isfinite(values) & (values.abs() > VALUE_LIMIT)
 
 
 def feature_column(
@@ -140,9 +170,11 @@ def _refuse_cells(
     """Raise naming file, data row, column and value of the first `bad` cell, if any."""
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = table[column].iloc[position]
+        shown = cell.strip() if is_number(cell) else repr(cell)  # a number as written
         raise ImportInputError(
             f"{file} row {data_row(table.index, position)}: column {column} value "
-            f"{table[column].iloc[position]!r} is not {need}"
+            f"{shown} is not {need}"
         )
 
 

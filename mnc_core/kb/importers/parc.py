@@ -8,7 +8,9 @@ dataset features and no dataset distances, so the KB has zero dataset-feature
 columns and an empty distance table (the description says so). Rows with a
 negative Oracle (PARC's `-1` marks a run that was not done) are dropped and
 counted, and so are rows whose Oracle is empty, NaN or infinite; a repeated
-(model, target) row is averaged.
+(model, target) row is averaged. An Oracle above 100 is refused (not a percentage),
+and so are two (architecture, source) pairs that join to one model name (`a--b` +
+`c` and `a` + `b--c`): their scores would silently be averaged as one model's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mnc_core.kb.importers.common import (
     numeric_column,
     one_hot,
     read_table,
+    scores_in_range,
     slug_map,
 )
 from mnc_core.kb.schema import DISTANCE_COLUMNS, KnowledgeBase
@@ -46,8 +49,10 @@ def import_parc(csv_file: str | Path) -> ImportResult:
     _check_names(table, file)
     oracle = numeric_column(table, "Oracle", file)
     keep = _usable_oracle(oracle, drops)
+    scores_in_range(table[keep], "Oracle", file, METRIC)
     arch = table["Architecture"].astype(str).str.strip()
     source = table["Source Dataset"].astype(str).str.strip()
+    _refuse_joined_collisions(arch, source, file)
     names = pd.DataFrame(
         {
             "model": arch + MODEL_SEPARATOR + source,
@@ -91,6 +96,30 @@ def _check_names(table: pd.DataFrame, file: Path) -> None:
         if missing.any():
             row = data_row(table.index, int(np.flatnonzero(missing.to_numpy())[0]))
             raise ImportInputError(f"{file} row {row}: column {column!r} is empty")
+
+
+def _refuse_joined_collisions(arch: pd.Series, source: pd.Series, file: Path) -> None:
+    """Two different (architecture, source) pairs must not join to one model name.
+
+    Why: the model is keyed by `arch + "--" + source`, so ("a--b", "c") and
+    ("a", "b--c") would become one model and their scores averaged without a word.
+    """
+    joined = arch + MODEL_SEPARATOR + source
+    pairs = pd.DataFrame({"arch": arch, "source": source, "joined": joined})
+    pairs = pairs.drop_duplicates(["arch", "source"])
+    clash = pairs[pairs.duplicated("joined", keep=False)]
+    if clash.empty:
+        return
+    both = clash[clash["joined"] == clash["joined"].iloc[0]].head(2)
+    where = [
+        f"row {data_row(both.index, i)} (Architecture {row.arch!r}, Source Dataset "
+        f"{row.source!r})"
+        for i, row in enumerate(both.itertuples())
+    ]
+    raise ImportInputError(
+        f"{file}: {where[0]} and {where[1]} both make the model name "
+        f"{both['joined'].iloc[0]!r}; rename one so that the two models stay apart"
+    )
 
 
 def _usable_oracle(oracle: pd.Series, drops: DropCounter) -> pd.Series:

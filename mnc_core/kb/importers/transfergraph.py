@@ -56,15 +56,19 @@ from mnc_core.kb.importers.common import (
     ImportResult,
     NameSource,
     average_duplicates,
+    beyond_limit,
     feature_column,
     id_map_table,
     numeric_column,
     one_hot,
     read_table,
     scaled_numbers,
+    scores_in_range,
     slug_map,
 )
 from mnc_core.kb.schema import AUX_EDGE_COLUMNS, DISTANCE_COLUMNS, KnowledgeBase
+from mnc_core.kb.store import VALUE_LIMIT
+from mnc_core.textfiles import is_number
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +297,7 @@ def _kept_runs(
         )
     ]
     names = names[names.notna()]
+    scores_in_range(records, score_column, file, score_column)
     score = numeric_column(records, score_column, file)
     records, names, score = _drop_missing_scores(
         records, names, score, f"{prefix}run without a finite {score_column}", drops
@@ -325,6 +330,11 @@ def _cost_hours(records: pd.DataFrame, file: Path, drops: DropCounter) -> pd.Ser
     if invalid.any():
         reason = "negative or infinite train_runtime ignored (cost left unknown)"
         drops.counts[reason] += int(invalid.sum())
+    absurd = beyond_limit(seconds / SECONDS_PER_HOUR)
+    if absurd.any():
+        reason = f"train_runtime beyond {VALUE_LIMIT:g} hours ignored (cost left unknown)"
+        drops.counts[reason] += int(absurd.sum())
+        invalid |= absurd
     return seconds.where(~invalid) / SECONDS_PER_HOUR
 
 
@@ -347,12 +357,13 @@ def _with_score_before(
     proxies = pd.DataFrame(
         {"model": table["model"].astype(str).str.strip(), "dataset": names, "proxy": score}
     )
-    proxies = proxies[
-        drops.drop(
-            names.isna() | ~np.isfinite(score),
-            f"{file.name}: {method} row without a known dataset or a finite score",
-        )
-    ]
+    keep = drops.drop(
+        names.isna() | ~np.isfinite(score),
+        f"{file.name}: {method} row without a known dataset or a finite score",
+    )
+    keep &= drops.drop(keep & beyond_limit(score), f"{file.name}: {method} score beyond "
+                       f"+-{VALUE_LIMIT:g} (absurd)")
+    proxies = proxies[keep]
     proxies = proxies.groupby(["model", "dataset"], as_index=False)["proxy"].mean()
     merged = edges.merge(proxies, on=["model", "dataset"], how="left", indicator=True)
     unmatched = len(proxies) - int((merged["_merge"] == "both").sum())
@@ -385,7 +396,7 @@ def _resolve(labels: pd.Series, names: list[str]) -> pd.Series:
 
 def _model_features(file: Path, models: list[str], drops: DropCounter) -> pd.DataFrame:
     """One-hot categoricals and scaled numbers; models without metadata get indicators."""
-    config = read_table(file, ("model",))
+    config = read_table(file, ("model",), ragged=True)  # its writer drops trailing empties
     config = config[config["model"].notna()].copy()
     config["model"] = config["model"].astype(str).str.strip()
     config = config[
@@ -415,7 +426,7 @@ def _numeric_columns(config: pd.DataFrame) -> list[str]:
         if str(column).startswith("Unnamed") or column in (*MODEL_CATEGORICAL, "model"):
             continue
         filled = config[column].dropna()
-        if len(filled) and pd.to_numeric(filled, errors="coerce").notna().mean() > 0.5:
+        if len(filled) and filled.map(is_number).mean() > 0.5:
             columns.append(column)
     return columns
 
@@ -460,6 +471,14 @@ def _distances(file: Path, datasets: list[str], drops: DropCounter) -> pd.DataFr
         raise ImportInputError(
             f"{file} row {row + 1}: negative distance {matrix.iat[row, col]} "
             f"({matrix.index[row]!r} vs {matrix.columns[col]!r})"
+        )
+    values = matrix.to_numpy(dtype=float)
+    absurd = np.argwhere(np.isfinite(values) & (np.abs(values) > VALUE_LIMIT))
+    if len(absurd):
+        row, col = absurd[0]
+        raise ImportInputError(
+            f"{file} row {row + 1}: distance {matrix.iat[row, col]:g} is beyond "
+            f"{VALUE_LIMIT:g} ({matrix.index[row]!r} vs {matrix.columns[col]!r})"
         )
     label_of = _label_per_dataset(list(matrix.index), datasets)
     rows = []
