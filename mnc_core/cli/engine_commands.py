@@ -18,6 +18,8 @@ import typer
 
 from mnc_core.cli.common import run_or_exit, seed_option
 
+DEFAULT_SPARSITY_SEEDS = 3
+
 
 class Protocol(StrEnum):
     """Evaluation protocols."""
@@ -53,7 +55,9 @@ def evaluate(
     targets: Annotated[
         str | None, typer.Option(help="Comma-separated target datasets (default: all).")
     ] = None,
-    sparsity_seeds: Annotated[int, typer.Option(min=1, help="Draws per sparsity level.")] = 3,
+    sparsity_seeds: Annotated[
+        int | None, typer.Option(min=1, help="Draws per sparsity level (default 3).")
+    ] = None,
     levels: Annotated[
         str | None, typer.Option(help="Comma-separated sparsity levels (default 0.1..0.9).")
     ] = None,
@@ -73,6 +77,8 @@ def evaluate(
         from mnc_core.kb.store import read_kb
 
         started = time.perf_counter()
+        _refuse_sparsity_flags(protocol, levels=levels, sparsity_seeds=sparsity_seeds)
+        draws = DEFAULT_SPARSITY_SEEDS if sparsity_seeds is None else sparsity_seeds
         report.check_json_path(json_path, kb)
         knowledge = read_kb(kb)
         settings = _settings(ranker, walks, iterations, use_score_before)
@@ -81,7 +87,7 @@ def evaluate(
             result = protocols.leave_one_out(knowledge, settings, seed, chosen)
         else:
             result = protocols.sparsity_sweep(
-                knowledge, settings, seed, _levels(levels), sparsity_seeds, chosen
+                knowledge, settings, seed, _levels(levels), draws, chosen
             )
         document = {
             "wall_s": round(time.perf_counter() - started, 3),
@@ -96,7 +102,7 @@ def evaluate(
             **result,
         }
         if protocol is Protocol.sparsity:
-            document["sparsity_seeds"] = sparsity_seeds
+            document["sparsity_seeds"] = draws
         typer.echo(report.methods_table(result["methods"]))
         if "levels" in result:
             typer.echo(report.levels_table(result["levels"]))
@@ -110,6 +116,19 @@ def evaluate(
 
     _setup()
     run_or_exit(action)
+
+
+def _refuse_sparsity_flags(protocol: Protocol, **given: object) -> None:
+    """A sparsity-only flag with `--protocol loo` is an error: silently ignoring it would
+    let a user believe the run used their levels or draws."""
+    if protocol is Protocol.sparsity:
+        return
+    flags = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    if flags:
+        raise ValueError(
+            f"{' and '.join(flags)} only apply to --protocol sparsity (this run is "
+            f"--protocol {protocol.value}); leave them out or add --protocol sparsity"
+        )
 
 
 def _targets(text: str | None) -> list[str] | None:

@@ -6,8 +6,9 @@ direction (`higher_is_better`); every metric orients them itself, so the same co
 serves CLIP-FID (lower is better) and accuracy (higher is better).
 
 Per dataset (only models with a known true score count):
-- `osr`: 1.0 when the predicted best model is a true best (ties count), else 0.0;
-  the mean over datasets is the Optimal Selection Ratio.
+- `osr`: 1.0 when the predicted best model is a true best (ties count, within
+  `TIE_TOLERANCE` times the dataset's largest score magnitude), else 0.0; the mean
+  over datasets is the Optimal Selection Ratio.
 - `wtau`: `scipy.stats.weightedtau(predicted goodness, true goodness)`, both
   oriented so higher = better (top ranks weigh more).
 - `o2b`: score of the predicted best minus the score of the reference "overall best"
@@ -43,6 +44,10 @@ HIGHER_IS_BETTER_METRIC = {
 }
 
 MetricRow = dict[str, float | None]
+# Scores closer than this fraction of the dataset's score scale count as a tie (float
+# noise of an average, not a better model). Relative, not absolute: 1e-12 would call
+# every model a tie on scores near 1e-13 and none on scores near 1e9.
+TIE_TOLERANCE = 1e-9
 
 
 def empty_metrics() -> MetricRow:
@@ -79,15 +84,21 @@ def dataset_metrics(
     chosen_score = true.loc[chosen]
     sign = -1.0 if higher_is_better else 1.0
     row = empty_metrics()
-    row["osr"] = float(math.isclose(good.loc[chosen], good.max(), rel_tol=0, abs_tol=1e-12))
-    row["o2o"] = max(0.0, sign * (chosen_score - best_score))
+    row["osr"] = float(is_tie(good.loc[chosen], good.max(), good))
+    row["o2o"] = _finite(max(0.0, sign * (chosen_score - best_score)))
     if overall_best is not None and overall_best in true.index:
-        row["o2b"] = sign * (chosen_score - true.loc[overall_best])
+        row["o2b"] = _finite(sign * (chosen_score - true.loc[overall_best]))
     row["top1"] = _ratio(chosen_score, best_score, higher_is_better)
     if len(common) >= 2 and pred.nunique() > 1 and good.nunique() > 1:
         row["wtau"] = _finite(stats.weightedtau(pred.to_numpy(), good.to_numpy()).statistic)
         row["pearson"] = _finite(stats.pearsonr(pred.to_numpy(), good.to_numpy()).statistic)
     return {k: (None if v is None else float(v)) for k, v in row.items()}
+
+
+def is_tie(a: float, b: float, scores: pd.Series) -> bool:
+    """Whether `a` and `b` are equal up to `TIE_TOLERANCE` of the scale of `scores`."""
+    scale = float(np.abs(scores.to_numpy(dtype=float)).max())
+    return abs(a - b) <= TIE_TOLERANCE * scale
 
 
 def _ratio(chosen: float, best: float, higher_is_better: bool) -> float | None:
