@@ -10,7 +10,16 @@ and one bad image crashing a two-hour fine-tune is the expensive way to find out
   missing, duplicate images (same bytes, or the same file listed twice), images below
   a minimum side, rows that are not valid JSON objects (reported with the line number);
 - converted (kept, listed): images whose mode is not RGB (CMYK, grayscale, palette,
-  alpha ...), which `preprocess_image` converts to RGB.
+  alpha, 16-bit, 32-bit integer, float ...), which `to_rgb` converts to RGB with their
+  real range (an image mode it cannot convert is skipped with the reason);
+- any other problem of one row (a file name the file system refuses, such as one of
+  300 characters) skips that row, listed, instead of failing the whole validation.
+
+`metadata.jsonl` is read by the project's one text rule (`mnc_core.textfiles`): a
+UTF-8 byte-order mark at the start is ignored, a line that is not UTF-8 or holds a
+NUL byte is skipped and listed. Images are turned upright (EXIF orientation) once, in
+`open_rgb`; everything computed from an image (pixels, crop geometry, size
+conditioning) starts from that upright image.
 
 A dataset with fewer than `min_pairs` valid pairs is refused (`DatasetError`).
 The train/validation split hashes each file name, so adding files to a dataset does
@@ -26,9 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms
+
+from mnc_core.textfiles import TextFileError, decode
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,10 @@ DEFAULT_RESOLUTION = 512
 
 class DatasetError(ValueError):
     """A dataset folder that cannot be used (no metadata, too few valid pairs)."""
+
+
+class ImageModeError(ValueError):
+    """An image whose pixel mode cannot be turned into RGB faithfully (the reason says why)."""
 
 
 @dataclass(frozen=True)
@@ -120,10 +136,11 @@ def _parse_metadata(root: Path, report: ValidationReport) -> dict[str, _Row]:
     rows: dict[str, _Row] = {}
     with meta_path.open("rb") as handle:
         for line_no, raw_bytes in enumerate(handle, start=1):
-            try:  # strict: a replaced byte would silently change a caption
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as err:
-                report.skipped.append(DatasetIssue("", f"not valid UTF-8 ({err.reason})", line_no))
+            try:  # the one text rule: strict UTF-8, a leading BOM ignored, no NUL
+                raw = decode(raw_bytes, METADATA_FILE, start_of_file=line_no == 1,
+                             first_line=line_no)
+            except TextFileError as err:
+                report.skipped.append(DatasetIssue("", err.reason, line_no))
                 continue
             if not raw.strip():
                 continue
@@ -189,6 +206,7 @@ def _inspect_image(path: Path, min_side: int) -> tuple[str | None, str | None]:
             image.load()
             width, height = image.size
             mode = image.mode
+            to_rgb(image)  # the conversion training will do: refused here, with its reason
     except UnidentifiedImageError:
         return "unreadable: not an image PIL can identify", None
     except Image.DecompressionBombError as err:
@@ -196,6 +214,8 @@ def _inspect_image(path: Path, min_side: int) -> tuple[str | None, str | None]:
     except (OSError, SyntaxError, ValueError) as err:
         reason = "truncated" if "truncated" in str(err).lower() else "corrupt"
         return f"{reason} image ({err})", None
+    except ImageModeError as err:
+        return str(err), None
     if min(width, height) < min_side:
         return f"tiny image {width}x{height} (min side {min_side} px)", None
     return None, (mode if mode != "RGB" else None)
@@ -224,7 +244,12 @@ def validate_imagefolder(
     pairs: list[ImageCaptionPair] = []
     seen_digests: dict[str, str] = {}
     for row in rows.values():  # metadata order: the first copy of a duplicate is kept
-        pair = _check_row(root, row, min_side, seen_digests, report)
+        try:
+            pair = _check_row(root, row, min_side, seen_digests, report)
+        except OSError as err:  # e.g. a name too long for the file system: skip this row
+            reason = f"cannot be read ({err.strerror or err})"
+            report.skipped.append(DatasetIssue(row.file_name, reason, row.line))
+            continue
         if pair is not None:
             pairs.append(pair)
     report.n_valid = len(pairs)
@@ -338,11 +363,53 @@ def preprocess_image(
 
 
 def open_rgb(path_or_image: Path | str | Image.Image) -> Image.Image:
-    """The image as upright RGB (EXIF orientation applied), fully loaded, file closed."""
+    """The image as upright RGB (EXIF orientation applied), fully loaded, file closed.
+
+    The one place where the EXIF rotation is applied: pixels, crop geometry and size
+    conditioning are all computed from what this returns (an upright image has no
+    orientation tag left, so passing it in again changes nothing).
+    """
     if isinstance(path_or_image, Image.Image):
-        return ImageOps.exif_transpose(path_or_image).convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(path_or_image))
     with Image.open(path_or_image) as opened:
-        return ImageOps.exif_transpose(opened).convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(opened))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any pixel mode Pillow opens, as 8-bit RGB with its real range; else `ImageModeError`.
+
+    Why not just `convert("RGB")`: Pillow clips 16-bit, 32-bit integer and float pixels
+    to 0..255, so a 16-bit greyscale PNG turned almost all white and a float TIFF
+    (values 0..1) black, yet both were reported as converted.
+    """
+    if image.mode == "RGB":
+        return image.copy()
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        return Image.fromarray(_to_8bit(np.asarray(image), image.mode)).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as err:
+        raise ImageModeError(f"mode {image.mode} cannot be converted to RGB ({err})") from err
+
+
+def _to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
+    """High-bit pixels scaled to 0..255 from their real range.
+
+    16-bit modes: 0..65535. `I` (32-bit integer; Pillow opens some 16-bit files so):
+    0..65535 when the pixels lie there, else the image's own min..max. `F` (float):
+    0..1 when the pixels lie there, else the image's own min..max. NaN or infinite
+    pixels are refused: no range can place them.
+    """
+    pixels = values.astype(np.float64)
+    if not np.isfinite(pixels).all():
+        raise ImageModeError(f"mode {mode} image with NaN or infinite pixels")
+    low, high = float(pixels.min()), float(pixels.max())
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and high <= 65535):
+        low, high = 0.0, 65535.0
+    elif mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    span = high - low if high > low else 1.0
+    return np.round((pixels - low) / span * 255.0).clip(0, 255).astype(np.uint8)
 
 
 def _training_transform(resolution: int) -> transforms.Compose:

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from mnc_core.folders import refuse_foreign_folder, staged_folder, swap_in
-from mnc_core.t2i.datasets import ImageCaptionPair, preprocess_image
+from mnc_core.t2i.datasets import ImageCaptionPair, open_rgb, preprocess_image
 from mnc_core.t2i.lora_families import FamilySpec, encode_captions, encode_pixels
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 CACHE_FINGERPRINT_FILE = "cache.json"
 _SHARD_SIZE = 64
 _ENCODE_BATCH = 8
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: crop geometry of the upright (EXIF-rotated) image
 _SHARD_KINDS = ("latents", "text")
 _SHARD_PATTERNS = tuple(f"{kind}-*.safetensors" for kind in _SHARD_KINDS)
 
@@ -67,12 +66,18 @@ def _fingerprint(
     return h.hexdigest()
 
 
-def _crop_geometry(path: Path, resolution: int) -> tuple[list[int], list[int]]:
-    """Original (h, w) and the centre crop's (top, left) after the short-side resize."""
-    with Image.open(path) as img:
-        w, h = img.size
-    scale = resolution / min(h, w)
-    new_h, new_w = round(h * scale), round(w * scale)
+def _crop_geometry(size: tuple[int, int], resolution: int) -> tuple[list[int], list[int]]:
+    """Original (h, w) and the centre crop's (top, left) after the short-side resize.
+
+    `size` is the (w, h) of the upright image (`open_rgb`), the one that is trained:
+    the file's stored size is sideways for an EXIF-rotated photo. The resize and crop
+    arithmetic is torchvision's (`Resize(resolution)`, `CenterCrop`), so the numbers
+    describe the pixels the VAE saw.
+    """
+    w, h = size
+    short, long = min(w, h), max(w, h)
+    new_long = int(resolution * long / short)
+    new_h, new_w = (new_long, resolution) if w <= h else (resolution, new_long)
     return [h, w], [int(round((new_h - resolution) / 2.0)), int(round((new_w - resolution) / 2.0))]
 
 
@@ -83,9 +88,10 @@ def _encode_shard(
     text_parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(pairs), _ENCODE_BATCH):
         chunk = pairs[start : start + _ENCODE_BATCH]
-        pixels = torch.stack([preprocess_image(p.path, resolution) for p in chunk])
+        upright = [open_rgb(p.path) for p in chunk]  # EXIF rotation applied once, here
+        pixels = torch.stack([preprocess_image(image, resolution) for image in upright])
         latents = encode_pixels(pipe, pixels)
-        geometry = [_crop_geometry(p.path, resolution) for p in chunk]
+        geometry = [_crop_geometry(image.size, resolution) for image in upright]
         latents["original_hw"] = torch.tensor([g[0] for g in geometry])
         latents["crop_top_left"] = torch.tensor([g[1] for g in geometry])
         text = encode_captions(spec, pipe, [p.caption for p in chunk], max_len)
