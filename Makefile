@@ -17,7 +17,7 @@ unexport PYTHONDONTWRITEBYTECODE
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: env demo test test-slow lint bench
+.PHONY: env demo test test-slow lint bench ui
 
 # uv itself is the only thing installed outside .venv (pip, from PyPI).
 env:
@@ -38,6 +38,14 @@ test-slow: env
 
 lint: env
 	$(RUN) ruff check .
+
+# The Dagster UI on the platform's assets, at http://127.0.0.1:3000. DAGSTER_HOME comes
+# from mnc_resources.instance (default <data root>/dagster_home; its dagster.yaml, with
+# the gpu pool limit and run monitoring, is written the first time only); it moves
+# with MNC_DATA_ROOT.
+ui: env
+	home="$$($(RUN) python -m mnc_resources.instance)" && \
+		DAGSTER_HOME="$$home" $(RUN) dagster dev -w workspace.yaml -h 127.0.0.1
 
 # Every figure in the README (about 25 minutes on 2 cores; the sweep is most of it).
 bench: env
