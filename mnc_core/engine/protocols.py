@@ -22,6 +22,14 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.engine import baselines
+from mnc_core.engine.decisions import (
+    decision_metrics,
+    edge_costs,
+    empty_decisions,
+    kb_epsilon,
+    random_decision_metrics,
+    summary_row,
+)
 from mnc_core.engine.inputs import BOTH, FEATURES_ONLY, GRAPH_ONLY, InputGroups
 from mnc_core.engine.metrics import (
     MetricRow,
@@ -180,15 +188,14 @@ def _evaluate(
     every = max(16, len(folds) // 10)
     for done, fold in enumerate(folds, start=1):
         truth = fold.target_edges().set_index("model")["score"]
+        judge = _Judge(kb, fold, truth, reference)
 
-        def score(goodness, truth=truth):
-            if goodness is None:
-                return empty_metrics()
-            return dataset_metrics(goodness, truth, kb.higher_is_better, reference)
+        def score(goodness, judge=judge):
+            return judge.row(goodness)
 
         for name in variants:
             rows[name][fold.key] = score(predictions[name][fold.key].goodness)
-        for name, row in _baseline_rows(kb, fold, score, seed).items():
+        for name, row in _baseline_rows(kb, fold, score, seed, judge).items():
             rows[name][fold.key] = row
         if done % every == 0 or done == len(folds):
             log.info("evaluated %d/%d folds (%.1f s)", done, len(folds),
@@ -196,8 +203,44 @@ def _evaluate(
     return rows
 
 
-def _baseline_rows(kb: KnowledgeBase, fold: Fold, score, seed: int) -> dict[str, MetricRow]:
-    """Metric rows of every baseline on one fold."""
+class _Judge:
+    """Selection and decision metrics of one fold's target (its truth, epsilon, costs)."""
+
+    def __init__(self, kb: KnowledgeBase, fold: Fold, truth: pd.Series, reference: str):
+        self.kb, self.truth, self.reference = kb, truth, reference
+        known = truth.dropna()
+        best = oriented_best(known, kb.higher_is_better)
+        self.epsilon = kb_epsilon(kb, best) if best is not None else 0.0
+        self.costs = edge_costs(kb.edges, fold.target)
+
+    def row(self, goodness: pd.Series | None) -> MetricRow:
+        if goodness is None:
+            return {**empty_metrics(), **empty_decisions()}
+        hib = self.kb.higher_is_better
+        return {
+            **dataset_metrics(goodness, self.truth, hib, self.reference),
+            **decision_metrics(goodness, self.truth, hib, self.epsilon, self.costs),
+        }
+
+    def random_decisions(self) -> MetricRow:
+        """Random's decision metrics: exact expectations over every ordering."""
+        return random_decision_metrics(
+            self.truth, self.kb.higher_is_better, self.epsilon, self.costs
+        )
+
+
+def oriented_best(scores: pd.Series, higher_is_better: bool) -> float | None:
+    """The best of the known scores in the KB's direction (None when none is known)."""
+    known = scores.dropna()
+    if known.empty:
+        return None
+    return float(known.max() if higher_is_better else known.min())
+
+
+def _baseline_rows(
+    kb: KnowledgeBase, fold: Fold, score, seed: int, judge: _Judge
+) -> dict[str, MetricRow]:
+    """Metric rows of every baseline on one fold (Random's decisions exact, not sampled)."""
     train_scores = fold_train_scores(kb, fold)
     before = fold.target_edges().set_index("model")["score_before"]
     randoms = [score(g) for g in baselines.random_orderings(kb.models, seed, fold.key)]
@@ -209,8 +252,14 @@ def _baseline_rows(kb: KnowledgeBase, fold: Fold, score, seed: int) -> dict[str,
                 train_scores, kb.dataset_features, fold.target, kb.higher_is_better, seed
             )
         ),
-        "random": mean_metrics(randoms),
+        "random": {**mean_metrics(randoms), **judge.random_decisions()},
     }
+
+
+def _per_dataset_row(rows: list[MetricRow]) -> MetricRow:
+    """One dataset's row, the mean of its folds (sparsity: levels and draws)."""
+    summary = summary_row(rows)
+    return {k: v for k, v in summary.items() if not k.startswith("fine_tunings_to_near_best_")}
 
 
 def _summarise(
@@ -222,7 +271,7 @@ def _summarise(
         by_dataset: dict[str, list[MetricRow]] = {}
         for key, row in rows.items():
             by_dataset.setdefault(target_of[key], []).append(row)
-        per_dataset = {d: mean_metrics(r) for d, r in by_dataset.items()}
-        out[method] = {"mean": mean_metrics(rows.values()), "per_dataset": per_dataset}
+        per_dataset = {d: _per_dataset_row(r) for d, r in by_dataset.items()}
+        out[method] = {"mean": summary_row(rows.values()), "per_dataset": per_dataset}
     return out
 

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mnc_core.cli import app
+from mnc_core.engine.decisions import DECISION_METRIC_NAMES, SPREAD_KEYS
 from mnc_core.engine.metrics import METRIC_NAMES
 from mnc_core.kb.store import write_kb
 
@@ -33,9 +34,12 @@ def test_evaluate_loo_writes_json(kb_dir, small_kb, tmp_path):
     assert (document["walks"], document["iterations"]) == (2, 20)  # what produced it
     assert set(document["methods"]) == METHODS
     for summary in document["methods"].values():
-        assert set(summary["mean"]) == set(METRIC_NAMES)
+        assert set(summary["mean"]) == {*METRIC_NAMES, *DECISION_METRIC_NAMES, *SPREAD_KEYS}
         assert set(summary["per_dataset"]) == set(small_kb.datasets)
         for row in summary["per_dataset"].values():
+            assert set(row) == {*METRIC_NAMES, *DECISION_METRIC_NAMES}
+            assert row["regret@1"] >= row["regret@3"] >= row["regret@5"] >= 0
+            assert 1 <= row["fine_tunings_to_near_best"] <= len(small_kb.models)
             assert row["osr"] in (0.0, 1.0) or 0 < row["osr"] < 1  # random averages seeds
             assert row["o2o"] >= 0
             assert -1 <= row["wtau"] <= 1 and -1 <= row["pearson"] <= 1
