@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from mnc_core.folders import ForeignFolderError, refuse_foreign_folder, swap_in
+from mnc_core.folders import (
+    ForeignFolderError,
+    leftover_name,
+    refuse_foreign_folder,
+    staged_folder,
+    swap_in,
+    sweep_leftovers,
+)
 
 PATTERNS = ("data-*.bin",)
 
@@ -80,3 +88,70 @@ def test_swap_in_over_a_link_keeps_what_it_pointed_to(tmp_path: Path) -> None:
     swap_in(_cache(tmp_path / ".staging", "new"), link)
     assert not link.is_symlink() and (link / "data-0.bin").read_text() == "new"
     assert (real / "data-0.bin").read_text() == "old"
+
+
+class StepCancelled(BaseException):
+    """Stands for Dagster's interrupt of a cancelled step (a BaseException)."""
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has already exited."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _leftover_of(target: Path, pid: int, kind: str = "writing", host: str | None = None) -> Path:
+    """What a writer with `pid` on `host` leaves beside `target` (the one naming rule)."""
+    own = leftover_name(target, kind).name
+    prefix, _, rest = own.rpartition(f"-{os.getpid()}-")
+    if host is not None:
+        prefix = prefix.rsplit(".", 1)[0] + f".{kind}-{host}"
+    path = target.parent / f"{prefix}-{pid}-{rest}"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, StepCancelled, OSError])
+def test_staged_folder_is_removed_when_the_write_is_interrupted(
+    tmp_path: Path, interrupt: type[BaseException]
+) -> None:
+    with pytest.raises(interrupt), staged_folder(tmp_path / "c") as staging:
+        (staging / "part.bin").write_text("half")
+        raise interrupt()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staged_folder_has_the_umask_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        with staged_folder(tmp_path / "c") as staging:
+            assert staging.stat().st_mode & 0o777 == 0o750
+            swap_in(staging, tmp_path / "c")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c").stat().st_mode & 0o777 == 0o750
+
+
+def test_the_next_write_sweeps_dead_writers_leftovers_only(tmp_path: Path) -> None:
+    target = _cache(tmp_path / "c")
+    dead = _leftover_of(target, _dead_pid())
+    dead_old = _leftover_of(target, _dead_pid(), "old")
+    live = _leftover_of(target, os.getpid())  # a writer at work (this process)
+    other_host = _leftover_of(target, _dead_pid(), host="elsewhere")  # its pids are not ours
+    other_target = _leftover_of(tmp_path / "d", _dead_pid())
+    with staged_folder(target) as staging:
+        swap_in(staging, target)
+    remaining = {p.name for p in tmp_path.iterdir()}
+    assert dead.name not in remaining and dead_old.name not in remaining
+    assert {live.name, other_host.name, other_target.name, "c"} <= remaining
+
+
+def test_an_old_version_whose_target_is_gone_is_put_back(tmp_path: Path) -> None:
+    """A writer killed between swap_in's two renames leaves only the old version."""
+    target = tmp_path / "c"
+    backup = _leftover_of(target, _dead_pid(), "old")
+    (backup / "data-0.bin").write_text("previous")
+    sweep_leftovers(target)
+    assert (target / "data-0.bin").read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]

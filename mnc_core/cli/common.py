@@ -18,6 +18,7 @@ USAGE_ERROR = 2
 # which takes well under a second); should that ever hang, the process ends anyway.
 INTERRUPT_GRACE_S = 5.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED_MESSAGE = "interrupted by {signal}: stopped; no half-written output is kept"
 
 # Seeds reach numpy's legacy RandomState (walk sampling) and CatBoost, which take
 # 32-bit seeds; checking the range here gives a usage error naming --seed instead
@@ -131,6 +132,6 @@ def _announce(signum: int) -> None:
         if _StopState.announced:
             return
         _StopState.announced = True
-    name = signal.Signals(signum).name
+    message = INTERRUPTED_MESSAGE.format(signal=signal.Signals(signum).name)
     with suppress(OSError):  # stderr gone (a closed pipe): the exit status still says it
-        typer.echo(f"interrupted by {name}: stopped; no half-written output is kept", err=True)
+        typer.echo(message, err=True)
