@@ -13,6 +13,7 @@ import dagster as dg
 
 from mnc_assets import checks, datasets, evaluation, knowledge, models, pairs, selection
 from mnc_assets.executors import executor_mode, platform_executor
+from mnc_assets.sql_models import GROUP_NAME as SQL_GROUP
 from mnc_assets.sql_models import SQL_FOLDER, sql_model_assets
 from mnc_resources import platform_resources
 
@@ -35,12 +36,19 @@ TABLE_PRODUCERS: dict[str, dg.AssetKey] = {
 }
 
 
+# Rebuild every SQL model (in dependency order; independent ones run in parallel).
+sql_models_job = dg.define_asset_job(
+    "sql_models_job", selection=dg.AssetSelection.groups(SQL_GROUP)
+)
+
+
 def build_defs(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """The platform's definitions, configured from `env` (default: the environment)."""
     return dg.Definitions(
         assets=[*dg.load_assets_from_modules(list(STAGES)),
                 *sql_model_assets(SQL_FOLDER, TABLE_PRODUCERS)],
         asset_checks=dg.load_asset_checks_from_modules([checks]),
+        jobs=[sql_models_job],
         resources=platform_resources(env),
         executor=platform_executor(executor_mode(env)),
     )

@@ -70,7 +70,7 @@ def _direction(higher_is_better: bool) -> str:
 
 
 def merge_edges(sources: Sequence[EdgeSource]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every pair once, by source priority (the order given); and the pairs decided.
+    """Each pair from the first source (in the order given) that knows it; and the pairs decided.
 
     Returns `(edges, conflicts)`: `edges` has `MERGED_EDGE_COLUMNS`; `conflicts` has
     model, dataset, kept (provenance), dropped (the other provenances, `; `-joined).
@@ -84,14 +84,22 @@ def merge_edges(sources: Sequence[EdgeSource]) -> tuple[pd.DataFrame, pd.DataFra
         empty = pd.DataFrame(columns=list(MERGED_EDGE_COLUMNS))
         return empty, pd.DataFrame(columns=["model", "dataset", "kept", "dropped"])
     stacked = pd.concat(frames, ignore_index=True)  # in priority order
-    duplicated = stacked.duplicated(["model", "dataset"], keep=False)
+    winner = stacked.groupby(["model", "dataset"], sort=False)[PROVENANCE].transform("first")
+    # Only pairs known to several sources are decided here; a pair listed twice by one
+    # source is kept twice, so the edge checks see (and refuse) that source's duplicate.
     conflicts = (
-        stacked[duplicated]
+        stacked[stacked[PROVENANCE] != winner]
         .groupby(["model", "dataset"], sort=True)[PROVENANCE]
-        .agg(kept="first", dropped=lambda p: "; ".join(p.iloc[1:]))
+        .agg(lambda p: "; ".join(dict.fromkeys(p)))
+        .rename("dropped")
         .reset_index()
     )
-    edges = stacked.drop_duplicates(["model", "dataset"], keep="first")
+    kept = winner.loc[stacked.index].rename("kept")
+    conflicts = conflicts.merge(
+        pd.concat([stacked[["model", "dataset"]], kept], axis=1).drop_duplicates(),
+        on=["model", "dataset"],
+    )[["model", "dataset", "kept", "dropped"]]
+    edges = stacked[stacked[PROVENANCE] == winner]
     return edges.sort_values(["dataset", "model"]).reset_index(drop=True), conflicts
 
 
