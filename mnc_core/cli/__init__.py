@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mnc_core.cli import engine_commands, kb_commands, zoo_commands
+from mnc_core.cli import decision_commands, engine_commands, kb_commands, zoo_commands
 
 app = typer.Typer(
     name="mnc",
@@ -15,4 +15,5 @@ app = typer.Typer(
 
 kb_commands.register(app)
 engine_commands.register(app)
+decision_commands.register(app)
 zoo_commands.register(app)

@@ -26,6 +26,7 @@ class Protocol(StrEnum):
 
     loo = "loo"
     sparsity = "sparsity"
+    sequential = "sequential"
 
 
 def _setup() -> None:
@@ -47,7 +48,9 @@ def _settings(
 def evaluate(
     kb: Annotated[Path, typer.Option("--kb", help="Knowledge base folder.")],
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
-    protocol: Annotated[Protocol, typer.Option(help="loo or sparsity.")] = Protocol.loo,
+    protocol: Annotated[
+        Protocol, typer.Option(help="loo, sparsity or sequential.")
+    ] = Protocol.loo,
     ranker: Annotated[
         str, typer.Option(help="catboost-class | catboost-yetirank | catboost-regression.")
     ] = "catboost-class",
@@ -69,22 +72,32 @@ def evaluate(
             help="Also feed the target's scores before fine-tuning (KB score_before) to M&C."
         ),
     ] = False,
+    budget: Annotated[
+        int | None,
+        typer.Option(min=1, help="Sequential protocol: picks reported (default 5)."),
+    ] = None,
 ) -> None:
-    """Evaluate M&C and the baselines (leave-one-dataset-out or sparsity sweep)."""
+    """Evaluate M&C and the baselines (leave-one-dataset-out, sparsity sweep, or sequential
+    selection where each pick's true score is revealed before the next)."""
 
     def action() -> None:
-        from mnc_core.engine import protocols, report
+        from mnc_core.engine import decision_report, protocols, report
         from mnc_core.kb.store import read_kb
 
         started = time.perf_counter()
         _refuse_sparsity_flags(protocol, levels=levels, sparsity_seeds=sparsity_seeds)
         draws = DEFAULT_SPARSITY_SEEDS if sparsity_seeds is None else sparsity_seeds
+        if budget is not None and protocol is not Protocol.sequential:
+            raise ValueError("--budget only applies to --protocol sequential")
+        picks = protocols.SEQUENTIAL_BUDGET if budget is None else budget
         report.check_json_path(json_path, kb)
         knowledge = read_kb(kb)
         settings = _settings(ranker, walks, iterations, use_score_before)
         chosen = _targets(targets)
         if protocol is Protocol.loo:
             result = protocols.leave_one_out(knowledge, settings, seed, chosen)
+        elif protocol is Protocol.sequential:
+            result = protocols.sequential(knowledge, settings, seed, chosen, picks)
         else:
             result = protocols.sparsity_sweep(
                 knowledge, settings, seed, _levels(levels), draws, chosen
@@ -103,7 +116,12 @@ def evaluate(
         }
         if protocol is Protocol.sparsity:
             document["sparsity_seeds"] = draws
-        typer.echo(report.methods_table(result["methods"]))
+        if protocol is Protocol.sequential:
+            typer.echo(decision_report.decisions_table(
+                result["methods"], decision_report.sequential_columns(picks)))
+        else:
+            typer.echo(report.methods_table(result["methods"]))
+            typer.echo(decision_report.decisions_table(result["methods"]))
         if "levels" in result:
             typer.echo(report.levels_table(result["levels"]))
         if result.get("skipped"):

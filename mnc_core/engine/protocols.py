@@ -27,6 +27,9 @@ from mnc_core.engine.decisions import (
     edge_costs,
     empty_decisions,
     kb_epsilon,
+    mean_decisions,
+    order_decisions,
+    order_of,
     random_decision_metrics,
     summary_row,
 )
@@ -69,6 +72,60 @@ def leave_one_out(
         "methods": _summarise(per_fold, {f.key: f.target for f in folds}),
         "skipped": skipped,
     }
+
+
+SEQUENTIAL_BUDGET = 5
+SEQUENTIAL_METHODS = ("mnc", "overall", "random", "collaborative")
+
+
+def sequential(
+    kb: KnowledgeBase,
+    settings: EngineSettings | None = None,
+    seed: int = 0,
+    targets: Sequence[str] | None = None,
+    budget: int = SEQUENTIAL_BUDGET,
+) -> dict:
+    """Leave-one-out where each pick's true score is revealed before the next pick.
+
+    Per fold: M&C's one-shot prediction (one Node2Vec+ run and one fit per fold, as in
+    `leave_one_out`) is the prior of the sequential update (`engine.sequential`);
+    `collaborative` is the same update without it; `overall` is Overall's static
+    order; `random` the exact expectation over all orderings. Metrics per method:
+    `regret_after_1` .. `regret_after_{budget}` (regret of the best of the first b
+    picks) and `fine_tunings_to_near_best` (the simulation runs until every scored
+    model is picked, so it is counted however late), with `hit@k` and
+    `gpu_hours_to_near_best`.
+    """
+    from mnc_core.engine import sequential as seq
+
+    if budget < 1:
+        raise ValueError(f"--budget must be at least 1, got {budget}")
+    targets = _check_targets(kb, targets)
+    folds, skipped = _folds(kb, kb.edges, targets, prefix="seq")
+    predictions = predict_folds(kb, folds, settings, seed, {"mnc": BOTH})["mnc"]
+    ks = tuple(range(1, budget + 1))
+    key = "regret_after_{k}"
+    rows: dict[str, dict[str, MetricRow]] = {m: {} for m in SEQUENTIAL_METHODS}
+    hib = kb.higher_is_better
+    for fold in folds:
+        truth = fold.target_edges().set_index("model")["score"]
+        judge = _Judge(kb, fold, truth, "")
+        train = fold_train_scores(kb, fold)
+        orders = seq.sequential_fold_orders(
+            train, truth, hib, lambda best: kb_epsilon(kb, best),
+            predictions[fold.key].goodness,
+        )
+        orders["overall"] = order_of(baselines.overall_goodness(train, hib))
+        for name, order in orders.items():
+            rows[name][fold.key] = order_decisions(
+                order, truth, hib, judge.epsilon, judge.costs, ks, key
+            )
+        rows["random"][fold.key] = random_decision_metrics(
+            truth, hib, judge.epsilon, judge.costs, ks, key
+        )
+    target_of = {f.key: f.target for f in folds}
+    methods = _summarise(rows, target_of, selection=False)
+    return {"methods": methods, "skipped": skipped, "budget": budget}
 
 
 def sparsity_sweep(
@@ -256,14 +313,16 @@ def _baseline_rows(
     }
 
 
-def _per_dataset_row(rows: list[MetricRow]) -> MetricRow:
+def _per_dataset_row(rows: list[MetricRow], selection: bool = True) -> MetricRow:
     """One dataset's row, the mean of its folds (sparsity: levels and draws)."""
-    summary = summary_row(rows)
+    summary = summary_row(rows) if selection else mean_decisions(rows)
     return {k: v for k, v in summary.items() if not k.startswith("fine_tunings_to_near_best_")}
 
 
 def _summarise(
-    per_fold: Mapping[str, Mapping[str, MetricRow]], target_of: Mapping[str, str]
+    per_fold: Mapping[str, Mapping[str, MetricRow]],
+    target_of: Mapping[str, str],
+    selection: bool = True,
 ) -> dict[str, dict]:
     """`{method: {"mean": row, "per_dataset": {dataset: row}}}`; repeated datasets averaged."""
     out = {}
@@ -271,7 +330,8 @@ def _summarise(
         by_dataset: dict[str, list[MetricRow]] = {}
         for key, row in rows.items():
             by_dataset.setdefault(target_of[key], []).append(row)
-        per_dataset = {d: _per_dataset_row(r) for d, r in by_dataset.items()}
-        out[method] = {"mean": summary_row(rows.values()), "per_dataset": per_dataset}
+        per_dataset = {d: _per_dataset_row(r, selection) for d, r in by_dataset.items()}
+        mean = summary_row(rows.values()) if selection else mean_decisions(rows.values())
+        out[method] = {"mean": mean, "per_dataset": per_dataset}
     return out
 

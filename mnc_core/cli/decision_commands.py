@@ -1,0 +1,76 @@
+"""`mnc` commands that turn the ranking into decisions: `next` and `acquire`.
+
+Heavy modules are imported inside the commands (the CLI starts fast); errors a user
+can fix print one line and exit with status 2 (`run_or_exit`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnc_core.cli.common import run_or_exit, seed_option
+from mnc_core.cli.engine_commands import _settings, _setup
+
+
+def next_model(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base folder.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset being fine-tuned on.")],
+    budget: Annotated[
+        int | None, typer.Option(min=1, help="Fine-tunings the team can afford in all.")
+    ] = None,
+    stop_probability: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Stop once the tried models reach this "
+                            "near-best probability.")
+    ] = 0.9,
+    show: Annotated[int, typer.Option(min=1, help="Candidates printed.")] = 5,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write JSON.")] = None,
+    ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
+    seed: Annotated[int, seed_option("Seed of walks and ranker.")] = 0,
+) -> None:
+    """The next model to fine-tune on DATASET given the scores already known for it in
+    the KB (add each finished fine-tuning to the KB's edges.csv and ask again)."""
+
+    def action() -> None:
+        from mnc_core.engine import report
+        from mnc_core.engine.sequential import next_pick
+        from mnc_core.kb.store import read_kb
+
+        if json_path is not None:
+            report.check_json_path(json_path, kb)
+        knowledge = read_kb(kb)
+        if dataset not in knowledge.datasets:
+            raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")
+        result = next_pick(knowledge, dataset, _settings(ranker, None, None), seed, budget,
+                           stop_probability)
+        tried = result["tried"]
+        typer.echo(f"{dataset}: {len(tried)} model(s) already fine-tuned"
+                   + (f", best {result['best_tried']}" if tried else ""))
+        if result["next"] is not None:
+            first = result["candidates"][0]
+            typer.echo(f"next: {first['model']} (near-best probability "
+                       f"{first['near_best_probability']:.2f})")
+        typer.echo(f"near-best probability of the tried models: "
+                   f"{result['tried_near_best_probability']:.2f}")
+        typer.echo("stop: " + ("yes (" + "; ".join(result["stop_reasons"]) + ")"
+                               if result["stop"] else "no"))
+        width = max([30, *(len(c["model"]) for c in result["candidates"][:show])])
+        typer.echo(f"{'model':<{width}} {'score':>9} {'P(near-best)':>12}")
+        for row in result["candidates"][:show]:
+            typer.echo(f"{row['model']:<{width}} {row['score']:>9.4f} "
+                       f"{row['near_best_probability']:>12.2f}")
+        if json_path is not None:
+            report.write_json({"kb": str(kb), "metric": knowledge.metric,
+                               "higher_is_better": knowledge.higher_is_better,
+                               "ranker": ranker, "seed": seed, "budget": budget,
+                               **result}, json_path)
+
+    _setup()
+    run_or_exit(action)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this area's commands to the `mnc` app."""
+    app.command("next")(next_model)

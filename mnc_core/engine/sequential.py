@@ -1,0 +1,306 @@
+"""Sequential selection: learn from each fine-tuning on the new dataset (paper section 5.3).
+
+A team rarely fine-tunes only the first recommendation: it fine-tunes one model,
+looks at its score, then decides what to fine-tune next. Each revealed score is a
+known edge of the new dataset, and the ranking of the models not yet tried is
+updated with it.
+
+The update is a *scenario* model. Every training dataset of the knowledge base is a
+scenario "the new dataset ranks the models as this one does" (its goodness row: one
+minus its normalised rank, 1 = best, NaN = unknown). M&C's one-shot prediction for
+the new dataset is one more scenario, the *prior row*, with `PRIOR_SHARE` of the
+prior weight (the training rows share the rest equally). The revealed scores weigh
+the scenarios by how well they agree with them, as in a Mallows-type model of
+pairwise order: each pair of revealed models is ordered as the scenario orders it
+with probability `1 - PAIR_NOISE`, so a scenario's weight is multiplied by
+`1 - PAIR_NOISE` for each pair it orders right and by `PAIR_NOISE` for each it orders
+wrong (pairs it cannot order, an unknown model or a tie, leave it unchanged).
+
+Pairs share models, so they are not independent evidence: the pair log-likelihood
+is scaled by 2 / (r - 1) for r revealed models (each model counts about once).
+
+The next model: for the first `EXPLOIT_PICKS` picks, the untried one with the largest
+posterior mean goodness `sum_j w_j G_j[m]`; after that, the largest posterior
+expected improvement over the best model tried so far, in each scenario's own
+goodness: `sum_j w_j * max(0, G_j[m] - G_j[best tried])`: a model that is good in
+the scenarios where the models tried so far are poor gets picked, not a near-copy
+of the first picks. (Chosen on the evaluation KBs, see docs/engine.md "Sequential
+selection": pure mean-greedy kept the regret after 3 picks low but let the
+fine-tunings to near-best run to 100+ on single datasets; pure expected
+improvement the reverse.)
+
+Stopping: the posterior probability that a model tried so far is near-best (within
+epsilon of the best, as in `decisions`), summed over the scenarios: in a training
+scenario, whether a tried model is within epsilon of that dataset's best; in the
+prior scenario, whether the tried set holds one of the prior's top
+`prior_near_count` models (the training datasets' median number of near-best models).
+
+The *collaborative* baseline is the same model without the prior row: the plain
+"weight the training datasets by how well they agree with the revealed scores"; with
+nothing revealed, its first pick is Overall's (the best mean normalised rank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.engine.metrics import normalised_ranks, oriented
+
+PAIR_NOISE = 0.1  # chance that a scenario orders a pair of revealed models wrongly
+PRIOR_SHARE = 0.5  # the one-shot prediction's share of the prior scenario weight
+DEFAULT_STOP_PROBABILITY = 0.9  # `mnc next` says "stop" once the tried set reaches it
+# How the next model is scored: "mean" (posterior mean goodness), "ei" (expected
+# improvement over the best tried) or "hybrid" (mean for the first EXPLOIT_PICKS picks,
+# then ei). TEMPER: each revealed model counts once, not once per pair it is in.
+GAIN = "hybrid"
+TEMPER = True
+EXPLOIT_PICKS = 3
+
+
+@dataclass(frozen=True)
+class Scenarios:
+    """Goodness rows (scenario x model, 1 = best, NaN = unknown), their prior weights
+    and, per row, the models within epsilon of that row's best (None for the prior row)."""
+
+    goodness: pd.DataFrame
+    prior: pd.Series
+    near_best: dict[str, frozenset[str] | None]
+    prior_near_count: int
+
+
+def rank_goodness(goodness: pd.Series) -> pd.Series:
+    """A predicted goodness as a scenario row: 1 - its normalised rank (1 = best)."""
+    frame = goodness.astype(float).to_frame().T
+    return 1.0 - normalised_ranks(frame, higher_is_better=True).iloc[0]
+
+
+def build_scenarios(
+    train_scores: pd.DataFrame,
+    higher_is_better: bool,
+    epsilon_of,
+    prior_goodness: pd.Series | None = None,
+    prior_share: float = PRIOR_SHARE,
+) -> Scenarios:
+    """Scenarios from the training datasets' scores (dataset x model) and, optionally,
+    a one-shot prediction's goodness (the prior row `prior`).
+
+    `epsilon_of(best)`: the near-best epsilon of a dataset whose best score is `best`.
+    """
+    rows = train_scores.dropna(how="all")
+    goodness = 1.0 - normalised_ranks(rows, higher_is_better)
+    near: dict[str, frozenset[str] | None] = {}
+    counts = []
+    for dataset, scores in rows.iterrows():
+        known = oriented(scores.dropna().astype(float), higher_is_better)
+        best = known.max()
+        raw_best = best if higher_is_better else -best
+        members = frozenset(known.index[known >= best - epsilon_of(raw_best) - 1e-12])
+        near[str(dataset)] = members
+        counts.append(len(members))
+    n_train = len(goodness)
+    prior = pd.Series(1.0, index=goodness.index)
+    if prior_goodness is not None:
+        row = rank_goodness(prior_goodness.reindex(goodness.columns))
+        goodness = pd.concat([goodness, row.rename("prior").to_frame().T])
+        train_weight = (1.0 - prior_share) / max(n_train, 1)
+        prior = pd.Series([train_weight] * n_train + [prior_share], index=goodness.index)
+        near["prior"] = None
+        if n_train == 0:
+            prior[:] = 1.0
+    prior = prior / prior.sum()
+    near_count = int(np.median(counts)) if counts else 1
+    return Scenarios(goodness, prior, near, max(near_count, 1))
+
+
+def scenario_weights(
+    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
+    pair_noise: float = PAIR_NOISE,
+) -> pd.Series:
+    """Posterior scenario weights given the revealed scores (model -> score)."""
+    log_w = np.log(scenarios.prior.to_numpy())
+    models = [m for m in revealed if m in scenarios.goodness.columns]
+    if len(models) >= 2:
+        truth = oriented(pd.Series({m: float(revealed[m]) for m in models}), higher_is_better)
+        t = truth.to_numpy()
+        g = scenarios.goodness[models].to_numpy()  # scenario x revealed
+        i, j = np.triu_indices(len(models), 1)
+        true_sign = np.sign(t[i] - t[j])
+        row_sign = np.sign(g[:, i] - g[:, j])  # NaN where unknown
+        informative = (true_sign != 0)[None, :] & (row_sign != 0) & ~np.isnan(row_sign)
+        right = informative & (row_sign == true_sign[None, :])
+        wrong = informative & ~right
+        # Pairs share models, so they are not independent evidence: each revealed
+        # model counts once (the pair log-likelihood is scaled by 2 / (r - 1)).
+        temper = 2.0 / (len(models) - 1) if TEMPER else 1.0
+        log_w = log_w + temper * right.sum(axis=1) * np.log(1 - pair_noise)
+        log_w = log_w + temper * wrong.sum(axis=1) * np.log(pair_noise)
+    weights = np.exp(log_w - log_w.max())
+    return pd.Series(weights / weights.sum(), index=scenarios.goodness.index)
+
+
+def next_scores(
+    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
+    pair_noise: float = PAIR_NOISE, gain: str | None = None,
+) -> pd.Series:
+    """Each untried model's posterior expected improvement (higher = fine-tune it sooner)."""
+    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
+    goodness = scenarios.goodness
+    # An unknown goodness counts as the middle of the row (neither good nor bad).
+    filled = goodness.fillna(0.5)
+    tried = [m for m in revealed if m in goodness.columns]
+    mode = gain or GAIN
+    if mode == "hybrid":
+        mode = "mean" if len(tried) < EXPLOIT_PICKS else "ei"
+    if tried and mode == "ei":
+        truth = oriented(pd.Series({m: float(revealed[m]) for m in tried}), higher_is_better)
+        best_tried = truth.idxmax()
+        floor = filled[best_tried].to_numpy()[:, None]
+        gain = np.maximum(0.0, filled.to_numpy() - floor)
+    else:
+        gain = filled.to_numpy()
+    scores = pd.Series(weights.to_numpy() @ gain, index=goodness.columns)
+    # Tie-break by the posterior mean goodness (a tiny share, never above a real gain).
+    scores += 1e-6 * pd.Series(weights.to_numpy() @ filled.to_numpy(), index=goodness.columns)
+    return scores.drop(index=tried)
+
+
+def near_best_probability(
+    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
+    pair_noise: float = PAIR_NOISE,
+) -> float:
+    """Posterior probability that a model tried so far is near-best (0 when none tried)."""
+    tried = set(revealed)
+    if not tried:
+        return 0.0
+    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
+    total = 0.0
+    for name, weight in weights.items():
+        members = scenarios.near_best[name]
+        if members is None:  # the prior row: its top `prior_near_count` models
+            row = scenarios.goodness.loc[name].dropna()
+            members = set(row.sort_values(ascending=False).index[: scenarios.prior_near_count])
+        if tried & set(members):
+            total += float(weight)
+    return total
+
+
+def sequential_order(
+    scenarios: Scenarios,
+    truth: pd.Series,
+    higher_is_better: bool,
+    limit: int | None = None,
+    pair_noise: float = PAIR_NOISE,
+    gain: str | None = None,
+) -> list[str]:
+    """Simulate the decision: pick, reveal the true score, update, pick again.
+
+    Candidates are the models with a known true score (`truth`, NaN = unknown); the
+    order holds `limit` picks (default: every candidate, so that fine-tunings to
+    near-best can be counted however late the near-best model comes).
+    """
+    known = truth.dropna().astype(float)
+    candidates = [m for m in scenarios.goodness.columns if m in known.index]
+    candidates += [m for m in known.index if m not in scenarios.goodness.columns]
+    limit = len(candidates) if limit is None else min(limit, len(candidates))
+    revealed: dict[str, float] = {}
+    order: list[str] = []
+    for _ in range(limit):
+        scores = next_scores(scenarios, revealed, higher_is_better, pair_noise, gain)
+        scores = scores.reindex([m for m in candidates if m not in revealed]).fillna(-np.inf)
+        pick = str(scores.index[int(np.argmax(scores.to_numpy()))])
+        order.append(pick)
+        revealed[pick] = float(known[pick])
+    return order
+
+
+def sequential_fold_orders(
+    train_scores: pd.DataFrame,
+    truth: pd.Series,
+    higher_is_better: bool,
+    epsilon_of,
+    prior_goodness: pd.Series | None,
+    limit: int | None = None,
+) -> dict[str, list[str]]:
+    """One fold's simulated orders: `mnc` (prior = M&C's one-shot goodness; absent when
+    `prior_goodness` is None) and `collaborative` (no prior row)."""
+    out = {}
+    if prior_goodness is not None:
+        scenarios = build_scenarios(train_scores, higher_is_better, epsilon_of, prior_goodness)
+        out["mnc"] = sequential_order(scenarios, truth, higher_is_better, limit)
+    plain = build_scenarios(train_scores, higher_is_better, epsilon_of)
+    out["collaborative"] = sequential_order(plain, truth, higher_is_better, limit)
+    return out
+
+
+def model_near_best_probability(
+    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
+    pair_noise: float = PAIR_NOISE,
+) -> pd.Series:
+    """Each model's posterior probability of being near-best (scenario weights summed
+    over the scenarios in whose near-best set it is)."""
+    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
+    out = pd.Series(0.0, index=scenarios.goodness.columns)
+    for name, weight in weights.items():
+        members = scenarios.near_best[name]
+        if members is None:
+            row = scenarios.goodness.loc[name].dropna()
+            members = row.sort_values(ascending=False).index[: scenarios.prior_near_count]
+        out[list(members)] += float(weight)
+    return out
+
+
+def next_pick(
+    kb, dataset: str, settings=None, seed: int = 0, budget: int | None = None,
+    stop_probability: float = DEFAULT_STOP_PROBABILITY,
+) -> dict:
+    """`mnc next`: the next model to fine-tune on `dataset` given its known edges.
+
+    The one-shot M&C prediction (the dataset's own edges left out, as `mnc rank`) is
+    the prior; the dataset's known edges are the revealed scores. Returns the tried
+    models, the candidates best first with their score and near-best probability, the
+    near-best probability of the tried set and whether to stop (that probability at
+    least `stop_probability`, or `budget` fine-tunings done, or nothing left).
+    """
+    from mnc_core.engine.decisions import kb_epsilon
+    from mnc_core.engine.predict import Fold, fold_train_scores, rank_new_dataset
+
+    table = rank_new_dataset(kb, dataset, settings, seed)
+    fold = Fold(key="next", target=dataset, known_edges=kb.edges)
+    revealed = fold.target_edges().set_index("model")["score"].dropna().astype(float)
+    scenarios = build_scenarios(
+        fold_train_scores(kb, fold), kb.higher_is_better,
+        lambda best: kb_epsilon(kb, best), table["goodness"],
+    )
+    tried = revealed.to_dict()
+    scores = next_scores(scenarios, tried, kb.higher_is_better)
+    probability = model_near_best_probability(scenarios, tried, kb.higher_is_better)
+    candidates = scores.sort_values(ascending=False, kind="stable")
+    reached = near_best_probability(scenarios, tried, kb.higher_is_better)
+    reasons = []
+    if tried and reached >= stop_probability:
+        reasons.append(f"near-best probability of the tried models {reached:.2f} "
+                       f">= {stop_probability:.2f}")
+    if budget is not None and len(tried) >= budget:
+        reasons.append(f"budget of {budget} fine-tunings spent")
+    if candidates.empty:
+        reasons.append("every model is tried")
+    best_tried = None
+    if tried:
+        best_tried = (revealed.idxmax() if kb.higher_is_better else revealed.idxmin())
+    return {
+        "dataset": dataset,
+        "tried": [{"model": m, "score": float(s)} for m, s in revealed.items()],
+        "best_tried": best_tried,
+        "next": None if candidates.empty else str(candidates.index[0]),
+        "candidates": [
+            {"model": str(m), "score": float(v), "near_best_probability": float(probability[m])}
+            for m, v in candidates.items()
+        ],
+        "tried_near_best_probability": float(reached),
+        "stop": bool(reasons),
+        "stop_reasons": reasons,
+    }

@@ -1,0 +1,124 @@
+"""Sequential selection: the scenario update by hand, the protocol on a small KB, and
+`mnc next` / `mnc evaluate --protocol sequential` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mnc_core.cli import app
+from mnc_core.engine import sequential as seq
+from mnc_core.engine.protocols import SEQUENTIAL_METHODS, sequential
+from mnc_core.kb.store import write_kb
+
+TRAIN = pd.DataFrame(
+    {"a": [3.0, 1.0], "b": [2.0, 2.0], "c": [1.0, 3.0]}, index=["d1", "d2"]
+)  # accuracy: d1 ranks a > b > c, d2 the reverse
+
+
+def _no_epsilon(best):
+    return 0.0
+
+
+def test_scenarios_by_hand():
+    scenarios = seq.build_scenarios(TRAIN, True, _no_epsilon)
+    assert scenarios.goodness.loc["d1"].tolist() == [1.0, 0.5, 0.0]
+    assert scenarios.prior.tolist() == [0.5, 0.5]
+    assert scenarios.near_best == {"d1": frozenset({"a"}), "d2": frozenset({"c"})}
+    # one revealed pair "c beats a": d2 orders it right, d1 wrong; one model counts once
+    # (2 / (r - 1) = 2): weights 0.9^2 : 0.1^2
+    weights = seq.scenario_weights(scenarios, {"a": 0.1, "c": 0.9}, True)
+    assert weights["d2"] == pytest.approx(0.81 / 0.82)
+    assert seq.near_best_probability(scenarios, {"c": 0.9, "a": 0.1}, True) == pytest.approx(1.0)
+    assert seq.near_best_probability(scenarios, {}, True) == 0.0
+    probability = seq.model_near_best_probability(scenarios, {}, True)
+    assert probability.to_dict() == {"a": 0.5, "b": 0.0, "c": 0.5}
+
+
+def test_prior_row_leads_the_first_pick_and_the_truth_takes_over():
+    prior = pd.Series({"a": 0.0, "b": 1.0, "c": 0.5})  # the one-shot prediction: b first
+    scenarios = seq.build_scenarios(TRAIN, True, _no_epsilon, prior, prior_share=0.9)
+    truth = pd.Series({"a": 0.2, "b": 0.5, "c": 0.9})
+    order = seq.sequential_order(scenarios, truth, True)
+    assert order[0] == "b" and sorted(order) == ["a", "b", "c"]
+    assert order[1] == "c"  # b beat a? unknown yet; after b the mean favours c over a
+
+
+def test_sequential_protocol_on_a_small_kb(small_kb, fast_settings):
+    result = sequential(small_kb, fast_settings, seed=0, targets=small_kb.datasets[:3], budget=3)
+    assert set(result["methods"]) == set(SEQUENTIAL_METHODS) and result["budget"] == 3
+    n = len(small_kb.models)
+    for summary in result["methods"].values():
+        mean = summary["mean"]
+        regrets = [mean[f"regret_after_{b}"] for b in (1, 2, 3)]
+        assert regrets == sorted(regrets, reverse=True) and min(regrets) >= 0
+        assert 1 <= mean["fine_tunings_to_near_best"] <= n
+        assert set(summary["per_dataset"]) == set(small_kb.datasets[:3])
+    random = result["methods"]["random"]["mean"]
+    assert random["fine_tunings_to_near_best"] == pytest.approx((n + 1) / 2)  # one near-best
+
+
+@pytest.fixture
+def sparse_kb_dir(small_kb, tmp_path):
+    """The small KB with only two known scores on its first dataset."""
+    target = small_kb.datasets[0]
+    edges = small_kb.edges
+    drop = edges[(edges["dataset"] == target)].index[2:]
+    kb = type(small_kb)(**{**small_kb.__dict__, "edges": edges.drop(index=drop)})
+    return write_kb(kb, tmp_path / "kb"), target
+
+
+def test_next_cli(sparse_kb_dir, tmp_path):
+    kb_dir, target = sparse_kb_dir
+    out = tmp_path / "next.json"
+    result = CliRunner().invoke(
+        app, ["next", "--kb", str(kb_dir), "--dataset", target, "--budget", "4",
+              "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert len(document["tried"]) == 2 and document["next"] not in {
+        t["model"] for t in document["tried"]}
+    assert len(document["candidates"]) == 3
+    assert 0 <= document["tried_near_best_probability"] <= 1
+    assert f"next: {document['next']}" in result.output
+    bad = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", "nope"])
+    assert bad.exit_code == 2
+
+
+def test_evaluate_sequential_cli(small_kb, tmp_path):
+    kb_dir = write_kb(small_kb, tmp_path / "kb")
+    out = tmp_path / "seq.json"
+    result = CliRunner().invoke(
+        app, ["evaluate", "--kb", str(kb_dir), "--protocol", "sequential", "--budget", "5",
+              "--walks", "2", "--iterations", "20", "--targets",
+              ",".join(small_kb.datasets[:2]), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert document["protocol"] == "sequential" and document["budget"] == 5
+    for name in SEQUENTIAL_METHODS:
+        mean = document["methods"][name]["mean"]
+        assert {f"regret_after_{b}" for b in range(1, 6)} <= set(mean)
+        assert mean["fine_tunings_to_near_best"] is not None
+    assert "after-3" in result.output
+    refused = CliRunner().invoke(
+        app, ["evaluate", "--kb", str(kb_dir), "--budget", "3", "--json", str(out)])
+    assert refused.exit_code == 2 and "--budget" in refused.output
+
+
+def test_random_exact_equals_mean_of_all_orders():
+    truth = pd.Series({"a": 1.0, "b": 3.0, "c": 2.0})
+    from itertools import permutations
+
+    from mnc_core.engine.decisions import order_decisions, random_decision_metrics
+
+    exact = random_decision_metrics(truth, True, 0.0, ks=(1, 2), regret_key="regret_after_{k}")
+    rows = [order_decisions(list(p), truth, True, 0.0, ks=(1, 2), regret_key="regret_after_{k}")
+            for p in permutations(truth.index)]
+    assert exact["regret_after_1"] == pytest.approx(np.mean([r["regret_after_1"] for r in rows]))
+    assert exact["regret_after_2"] == pytest.approx(np.mean([r["regret_after_2"] for r in rows]))
