@@ -179,6 +179,16 @@ def rank(
     ] = None,
     ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
     seed: Annotated[int, seed_option("Seed of walks and ranker.")] = 0,
+    shortlist: Annotated[
+        bool, typer.Option(help="Also the calibrated shortlist (runs a leave-one-out of the "
+                           "KB's other datasets to calibrate: minutes on big KBs).")
+    ] = False,
+    probability: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Shortlist: near-best probability to reach.")
+    ] = 0.9,
+    by_cost: Annotated[
+        bool, typer.Option(help="Shortlist ordered by expected gain per GPU hour.")
+    ] = False,
 ) -> None:
     """Rank every model for one dataset, treating it as new (its known scores shown beside)."""
 
@@ -192,17 +202,23 @@ def rank(
         knowledge = read_kb(kb)
         if dataset not in knowledge.datasets:
             raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")
-        table = rank_new_dataset(knowledge, dataset, _settings(ranker, None, None), seed)
+        settings = _settings(ranker, None, None)
+        table = rank_new_dataset(knowledge, dataset, settings, seed)
         typer.echo(f"{dataset}: predicted ranking ({knowledge.metric}, "
                    f"{'higher' if knowledge.higher_is_better else 'lower'} is better when known)")
         typer.echo(report.ranking_table(table))
+        document = {"kb": str(kb), "dataset": dataset, "metric": knowledge.metric,
+                    "higher_is_better": knowledge.higher_is_better, "ranker": ranker,
+                    "seed": seed, "ranking": report.ranking_rows(table)}
+        if shortlist:
+            from mnc_core.engine.decision_report import shortlist_text
+            from mnc_core.engine.shortlist import shortlist_for
+
+            document["shortlist"] = shortlist_for(
+                knowledge, dataset, table, settings, seed, probability, by_cost)
+            typer.echo(shortlist_text(document["shortlist"]))
         if json_path is not None:
-            report.write_json(
-                {"kb": str(kb), "dataset": dataset, "metric": knowledge.metric,
-                 "higher_is_better": knowledge.higher_is_better, "ranker": ranker,
-                 "seed": seed, "ranking": report.ranking_rows(table)},
-                json_path,
-            )
+            report.write_json(document, json_path)
 
     _setup()
     run_or_exit(action)

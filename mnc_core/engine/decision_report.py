@@ -50,3 +50,22 @@ def sequential_columns(budget: int) -> tuple[str, ...]:
     return (*(f"regret_after_{b}" for b in range(1, budget + 1)),
             "fine_tunings_to_near_best", "fine_tunings_to_near_best_median",
             "fine_tunings_to_near_best_max", "gpu_hours_to_near_best")
+
+
+def shortlist_text(result: dict) -> str:
+    """`mnc rank --shortlist`'s lines: the shortlist, its probability, cost and reliability."""
+    rel = result["reliability"]
+    lines = [
+        f"shortlist ({result['ordered_by']}): {len(result['models'])} model(s) reach "
+        f"near-best probability {result['probability']:.2f} (target {result['target']:.2f}"
+        + ("" if result["reached"] else ", not reached") + ")",
+        "  " + ", ".join(f"{m} ({result['near_best_probability'][m]:.2f})"
+                         for m in result["models"]),
+    ]
+    if "gpu_hours" in result:
+        lines.append(f"  GPU hours: {result['gpu_hours']:.3g} for the shortlist, "
+                     f"{result['gpu_hours_all']:.3g} for every model, "
+                     f"saved {result['gpu_hours_saved']:.3g}")
+    lines.append(f"  calibration (leave-one-out, {rel['datasets']} datasets, cross-fitted): "
+                 f"Brier {rel['brier']:.4f}, ECE {rel['ece']:.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Shortlist with calibrated confidence and cost (`mnc rank --shortlist`).
+
+Per model, the probability of being near-best (within `decisions.near_best_epsilon`
+of the true best) on the new dataset, calibrated on leave-one-out: every dataset of
+the KB in turn is predicted as new by M&C, each model's predicted position becomes a
+raw confidence `1 - (rank - 1) / (n - 1)`, and an isotonic regression maps it to the
+observed near-best frequency. Reliability is reported cross-fitted (each dataset's
+probabilities from an isotonic fit on the other datasets): Brier score and expected
+calibration error (`ECE_BINS` equal-width bins).
+
+Shortlist: the models in order (predicted rank, or with `by_cost` expected gain per
+GPU hour: probability / cost) until the probability that the shortlist holds a
+near-best model reaches `target` (default 0.9). Most datasets have a single near-best
+model, so the near-best events of different models are close to exclusive and the
+shortlist's probability is the sum of its models' probabilities, capped at 1.
+Cost of a model: the median of its known fine-tuning costs (KB `cost`, GPU hours) over
+the KB's datasets, else the KB's median cost; no costs in the KB = no cost figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.engine.decisions import kb_epsilon
+
+ECE_BINS = 10
+DEFAULT_TARGET = 0.9
+
+
+def raw_confidence(rank: pd.Series) -> pd.Series:
+    """Predicted rank (1 = best) -> 1 - (rank - 1) / (n - 1), in [0, 1]."""
+    n = len(rank)
+    return 1.0 - (rank.astype(float) - 1.0) / max(n - 1, 1)
+
+
+def near_best_labels(kb, dataset: str) -> pd.Series:
+    """model -> 1.0 when within epsilon of the dataset's true best (known models only)."""
+    truth = kb.edges[kb.edges["dataset"] == dataset].set_index("model")["score"].astype(float)
+    best = truth.max() if kb.higher_is_better else truth.min()
+    epsilon = kb_epsilon(kb, best)
+    near = truth >= best - epsilon - 1e-12 if kb.higher_is_better else (
+        truth <= best + epsilon + 1e-12)
+    return near.astype(float)
+
+
+def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = None
+                      ) -> pd.DataFrame:
+    """Leave-one-out (dataset, model, raw, near) pairs of the KB's M&C predictions
+    (every dataset but `exclude`)."""
+    from mnc_core.engine.inputs import BOTH
+    from mnc_core.engine.predict import predict_folds
+    from mnc_core.engine.protocols import _folds
+
+    targets = [d for d in kb.datasets if d != exclude]
+    folds, _ = _folds(kb, kb.edges, targets, prefix="cal")
+    predictions = predict_folds(kb, folds, settings, seed, {"mnc": BOTH})["mnc"]
+    rows = []
+    for fold in folds:
+        table = predictions[fold.key].table
+        labels = near_best_labels(kb, fold.target)
+        raw = raw_confidence(table["rank"])
+        for model, label in labels.items():
+            rows.append((fold.target, model, float(raw[model]), float(label)))
+    return pd.DataFrame(rows, columns=["dataset", "model", "raw", "near"])
+
+
+def _isotonic(raw: np.ndarray, near: np.ndarray):
+    from sklearn.isotonic import IsotonicRegression
+
+    return IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
+                              out_of_bounds="clip").fit(raw, near)
+
+
+def brier(probability: np.ndarray, outcome: np.ndarray) -> float:
+    """Mean squared difference of probabilities and 0/1 outcomes."""
+    return float(np.mean((np.asarray(probability) - np.asarray(outcome)) ** 2))
+
+
+def ece(probability: np.ndarray, outcome: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error: bin-size-weighted |mean probability - frequency|,
+    over `bins` equal-width bins of [0, 1] (1.0 falls in the last bin)."""
+    p, y = np.asarray(probability, float), np.asarray(outcome, float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            total += mask.sum() / len(p) * abs(p[mask].mean() - y[mask].mean())
+    return float(total)
+
+
+def calibrate(pairs: pd.DataFrame) -> dict:
+    """The isotonic map fitted on every pair, and its cross-fitted reliability."""
+    model = _isotonic(pairs["raw"].to_numpy(), pairs["near"].to_numpy())
+    crossed = np.zeros(len(pairs))
+    for dataset in pairs["dataset"].unique():
+        held = (pairs["dataset"] == dataset).to_numpy()
+        if (~held).sum() == 0:
+            continue
+        fit = _isotonic(pairs["raw"].to_numpy()[~held], pairs["near"].to_numpy()[~held])
+        crossed[held] = fit.predict(pairs["raw"].to_numpy()[held])
+    outcome = pairs["near"].to_numpy()
+    firsts = []
+    for _, rows in pairs.groupby("dataset"):
+        ordered = rows.sort_values("raw", ascending=False, kind="stable")["near"].to_numpy()
+        firsts.append(int(np.argmax(ordered)) + 1)
+    return {"map": model, "first_near_best": firsts,
+            "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
+            "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique())}
+
+
+def model_costs(kb) -> pd.Series | None:
+    """model -> GPU hours of one fine-tuning (median over the KB's datasets); None if no costs."""
+    costs = kb.edges.groupby("model")["cost"].median().reindex(kb.models)
+    if costs.isna().all():
+        return None
+    return costs.fillna(float(kb.edges["cost"].median()))
+
+
+def shortlist(
+    table: pd.DataFrame, probability: pd.Series, costs: pd.Series | None = None,
+    target: float = DEFAULT_TARGET, by_cost: bool = False,
+    first_near_best: list[int] | None = None,
+) -> dict:
+    """The smallest prefix of the order whose near-best probability reaches `target`.
+
+    `table`: `rank_new_dataset`'s frame (index model, column rank); `probability`:
+    model -> calibrated near-best probability. Returns the order used, the shortlist,
+    its probability (sum capped at 1), and with costs its GPU hours and those saved
+    against fine-tuning every model.
+    """
+    order = table.sort_values("rank").index.tolist()
+    if by_cost:
+        if costs is None:
+            raise ValueError("cost-aware ordering needs fine-tuning costs (KB column cost)")
+        gain = probability.reindex(order) / costs.reindex(order).clip(lower=1e-9)
+        order = gain.sort_values(ascending=False, kind="stable").index.tolist()
+    chosen, total = [], 0.0
+    for model in order:
+        chosen.append(model)
+        if first_near_best and not by_cost:
+            total = float(np.mean(np.asarray(first_near_best) <= len(chosen)))
+        else:
+            total = min(1.0, total + float(probability.get(model, 0.0)))
+        if total >= target:
+            break
+    out = {"target": target, "ordered_by": "gain_per_gpu_hour" if by_cost else "rank",
+           "models": chosen, "probability": total, "reached": total >= target}
+    if costs is not None:
+        out["gpu_hours"] = float(costs.reindex(chosen).sum())
+        out["gpu_hours_all"] = float(costs.reindex(order).sum())
+        out["gpu_hours_saved"] = out["gpu_hours_all"] - out["gpu_hours"]
+    return out
+
+
+def shortlist_for(kb, dataset, table, settings=None, seed=0, target=DEFAULT_TARGET,
+                  by_cost=False) -> dict:
+    """Calibrate on the KB's leave-one-out (the dataset itself left out of the pairs)
+    and build `dataset`'s shortlist from `rank_new_dataset`'s `table`."""
+    pairs = calibration_pairs(kb, settings, seed, exclude=dataset)
+    if pairs.empty:
+        raise ValueError("no other dataset to calibrate the near-best probabilities on")
+    calibration = calibrate(pairs)
+    probability = pd.Series(calibration["map"].predict(raw_confidence(table["rank"]).to_numpy()),
+                            index=table.index)
+    costs = model_costs(kb)
+    result = shortlist(table, probability, costs, target, by_cost,
+                       calibration["first_near_best"])
+    result["reliability"] = {k: calibration[k] for k in ("brier", "ece", "pairs", "datasets")}
+    result["near_best_probability"] = {m: float(p) for m, p in probability.items()}
+    if costs is not None:
+        result["cost"] = {m: float(c) for m, c in costs.items()}
+    return result

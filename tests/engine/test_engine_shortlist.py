@@ -1,0 +1,76 @@
+"""Calibration (Brier, ECE) on hand cases and the shortlist logic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnc_core.engine.shortlist import brier, calibrate, ece, raw_confidence, shortlist
+
+
+def test_brier_and_ece_by_hand():
+    p = np.array([0.9, 0.1, 0.8, 0.3])
+    y = np.array([1.0, 0.0, 0.0, 1.0])
+    assert brier(p, y) == pytest.approx((0.01 + 0.01 + 0.64 + 0.49) / 4)
+    # bins: 0.1 -> [0.1, 0.2), 0.3 -> [0.3, 0.4), 0.8 -> [0.8, 0.9), 0.9 -> [0.9, 1]
+    assert ece(p, y) == pytest.approx((0.1 + 0.1 + 0.8 + 0.7) / 4)
+    assert ece(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.0  # 1.0 in the last bin
+    assert ece(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == 0.0  # calibrated on average
+
+
+def test_raw_confidence():
+    assert raw_confidence(pd.Series([1, 2, 3])).tolist() == [1.0, 0.5, 0.0]
+
+
+def test_calibrate_records_first_near_best():
+    pairs = pd.DataFrame({
+        "dataset": ["d1"] * 3 + ["d2"] * 3,
+        "model": ["a", "b", "c"] * 2,
+        "raw": [1.0, 0.5, 0.0] * 2,
+        "near": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+    })
+    result = calibrate(pairs)
+    assert sorted(result["first_near_best"]) == [1, 2]
+    assert result["map"].predict([1.0, 0.0]).tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_shortlist_by_rank_and_by_cost():
+    table = pd.DataFrame({"rank": [1, 2, 3, 4]}, index=["a", "b", "c", "d"])
+    probability = pd.Series({"a": 0.5, "b": 0.3, "c": 0.15, "d": 0.05})
+    costs = pd.Series({"a": 10.0, "b": 1.0, "c": 1.0, "d": 1.0})
+    # leave-one-out: the first near-best came 1st, 1st, 2nd, 3rd, 5th -> 3 reach 0.8
+    out = shortlist(table, probability, costs, target=0.8, first_near_best=[1, 1, 2, 3, 5])
+    assert out["models"] == ["a", "b", "c"] and out["probability"] == pytest.approx(0.8)
+    assert out["gpu_hours"] == 12.0 and out["gpu_hours_saved"] == 1.0
+    cheap = shortlist(table, probability, costs, target=0.9, by_cost=True)
+    # per GPU hour: b 0.3, c 0.15, then a and d tie at 0.05 (rank order: a); sums 0.95
+    assert cheap["models"] == ["b", "c", "a"] and cheap["reached"]
+    assert cheap["probability"] == pytest.approx(0.95)
+    unreachable = shortlist(table, probability * 0.1, None, target=0.9)
+    assert not unreachable["reached"] and "gpu_hours" not in unreachable
+    with pytest.raises(ValueError):
+        shortlist(table, probability, None, by_cost=True)
+
+
+def test_rank_shortlist_cli(small_kb, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mnc_core.cli import app
+    from mnc_core.kb.store import write_kb
+
+    kb_dir = write_kb(small_kb, tmp_path / "kb")
+    out = tmp_path / "rank.json"
+    target = small_kb.datasets[0]
+    result = CliRunner().invoke(
+        app, ["rank", "--kb", str(kb_dir), "--dataset", target, "--shortlist", "--json",
+              str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert [r["rank"] for r in document["ranking"]] == list(range(1, 6))  # unchanged keys
+    short = document["shortlist"]
+    assert short["models"] and set(short["reliability"]) == {"brier", "ece", "pairs", "datasets"}
+    assert short["gpu_hours_saved"] == pytest.approx(5.0 - len(short["models"]))  # cost 1 each
+    assert "shortlist (rank)" in result.output
