@@ -11,7 +11,16 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from mnc_assets import checks, datasets, evaluation, knowledge, models, pairs, selection
+from mnc_assets import (
+    automation,
+    checks,
+    datasets,
+    evaluation,
+    knowledge,
+    models,
+    pairs,
+    selection,
+)
 from mnc_assets.executors import executor_mode, platform_executor
 from mnc_assets.sql_models import GROUP_NAME as SQL_GROUP
 from mnc_assets.sql_models import SQL_FOLDER, sql_model_assets
@@ -48,7 +57,9 @@ def build_defs(env: Mapping[str, str] | None = None) -> dg.Definitions:
         assets=[*dg.load_assets_from_modules(list(STAGES)),
                 *sql_model_assets(SQL_FOLDER, TABLE_PRODUCERS)],
         asset_checks=dg.load_asset_checks_from_modules([checks]),
-        jobs=[sql_models_job],
+        jobs=[sql_models_job, *automation.JOBS],
+        sensors=automation.sensors(env),
+        schedules=list(automation.SCHEDULES),
         resources=platform_resources(env),
         executor=platform_executor(executor_mode(env)),
     )
