@@ -17,7 +17,7 @@ unexport PYTHONDONTWRITEBYTECODE
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: env demo test test-slow lint bench ui
+.PHONY: env demo demo-kb demo-engine test test-slow lint bench ui
 
 # uv itself is the only thing installed outside .venv (pip, from PyPI).
 env:
@@ -25,9 +25,20 @@ env:
 		|| python3 -m pip install --user --quiet uv
 	$(UV) sync --frozen
 
+# The platform end to end, all through Dagster: tiny zoo trained and scored, graph, ranker,
+# leave-one-out, a landed dataset ranked by the sensor (about 15 minutes on 2 CPU cores).
 demo: env
-	$(RUN) mnc demo-kb --out $(DEMO_DIR)/kb
-	$(RUN) mnc evaluate --kb $(DEMO_DIR)/kb --protocol loo --json $(DEMO_DIR)/loo.json
+	$(RUN) python -m mnc_assets.demo --root $(DEMO_DIR)
+
+# The same platform on the bundled demo knowledge base alone (no training).
+demo-kb: env
+	$(RUN) python -m mnc_assets.demo --kb-only --root $(DEMO_DIR)-kb
+
+# The engine alone, without Dagster: demo KB folder + leave-one-out table.
+demo-engine: env
+	$(RUN) mnc demo-kb --out $(DEMO_DIR)-engine/kb
+	$(RUN) mnc evaluate --kb $(DEMO_DIR)-engine/kb --protocol loo \
+		--json $(DEMO_DIR)-engine/loo.json
 
 test: env
 	$(RUN) ruff check .
@@ -43,8 +54,13 @@ lint: env
 # from mnc_resources.instance (default <data root>/dagster_home; its dagster.yaml, with
 # the gpu pool limit and run monitoring, is written the first time only); it moves
 # with MNC_DATA_ROOT.
+# The UI on a data root (default: the demo's), with the settings the demo used
+# (<root>/platform.env, written by the demo).
+ROOT ?= $(DEMO_DIR)
 ui: env
-	home="$$($(RUN) python -m mnc_resources.instance)" && \
+	set -a && { [ ! -f "$(ROOT)/platform.env" ] || . "$(ROOT)/platform.env"; } && set +a && \
+		export MNC_DATA_ROOT="$${MNC_DATA_ROOT:-$(abspath $(ROOT))}" && \
+		home="$$($(RUN) python -m mnc_resources.instance)" && \
 		DAGSTER_HOME="$$home" $(RUN) dagster dev -w workspace.yaml -h 127.0.0.1
 
 # Every figure in the README (about 25 minutes on 2 cores; the sweep is most of it).

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 NEW_DATASET = ("pets-new", "scenes", 7)  # landed last, ranked by the sensor
 SENSOR_TIMEOUT_S = 900
+ENV_FILE = "platform.env"  # the demo's settings, read by `make ui ROOT=<root>`
 
 
 def _say(message: str) -> None:
@@ -66,12 +67,14 @@ def _environment(root: Path, kb_only: bool) -> dict[str, str]:
         env["MNC_KB_FOLDERS"] = str(root / "imported" / "demo-kb")
     env["DAGSTER_HOME"] = str(prepare_dagster_home(root / "dagster_home"))
     os.environ.update(env)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     return env
 
 
 def _ui_command(env: dict[str, str]) -> str:
-    settings = " ".join(f"{k}={v}" for k, v in env.items())
-    return f"{settings} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1"
+    """`make ui` reads the settings from the root's platform.env (the UI sees what we saw)."""
+    return f"make ui ROOT={env['MNC_DATA_ROOT']}"
 
 
 def _print_tables(platform: DemoPlatform, dataset: str) -> None:
