@@ -19,7 +19,7 @@ from mnc_core.t2i.synthetic_data import make_synthetic_dataset
 from mnc_core.t2i.tiny_world import build_tiny_zoo
 from tests.platform.conftest import Platform, tiny_env
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 KNOWLEDGE = ("imported_knowledge", "fid_edges", "knowledge_base", "matching_graph",
              "node2vec_embeddings", "ranker")
 

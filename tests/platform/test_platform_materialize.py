@@ -17,7 +17,7 @@ import pytest
 
 from mnc_assets.partitions import pair_key
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def test_every_model_and_dataset_has_its_rows(tiny_platform):

@@ -97,6 +97,7 @@ def _step_windows(home: Path) -> dict[str, tuple[float, float]]:
     return {step: (starts[step], ends[step]) for step in ends}
 
 
+@pytest.mark.e2e
 def test_a_multiprocess_run_with_parallel_steps_writes_every_table(tmp_path):
     root = tmp_path / "data"
     warehouse = Warehouse(database=str(root / "warehouse" / "mnc.duckdb"))
