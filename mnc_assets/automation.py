@@ -130,23 +130,27 @@ def missing_pairs(instance: dg.DagsterInstance, warehouse: Warehouse,
 
 
 def submit_backfill(context: dg.OpExecutionContext,
-                    partitions: Mapping[dg.AssetKey, list[str]], title: str) -> str | None:
-    """One asset backfill over `partitions` (what the UI's 'materialize' would launch)."""
+                    partitions: Mapping[dg.AssetsDefinition, list[str]], title: str) -> str | None:
+    """One asset backfill over `partitions` (what the UI's 'materialize' would launch).
+
+    The subset is built from each asset's own partitions definition, so it needs no
+    repository on the step context (an in-process test run has none).
+    """
     from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-    from dagster._core.definitions.events import AssetKeyPartitionKey
     from dagster._core.execution.backfill import PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
     from dagster._time import get_current_timestamp
 
-    wanted = {AssetKeyPartitionKey(key, p) for key, keys in partitions.items() for p in keys}
-    if not wanted:
+    subsets = {asset.key: asset.partitions_def.empty_subset().with_partition_keys(keys)
+               for asset, keys in partitions.items() if keys}
+    if not subsets:
         return None
-    subset = AssetGraphSubset.from_asset_partition_set(wanted, context.repository_def.asset_graph)
     backfill_id = make_new_backfill_id()
     context.instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
         backfill_id=backfill_id, backfill_timestamp=get_current_timestamp(),
         tags={BACKFILL_TAG: context.job_name}, dynamic_partitions_store=context.instance,
-        asset_graph_subset=subset, title=title, description=None, run_config=None))
+        asset_graph_subset=AssetGraphSubset(partitions_subsets_by_asset_key=subsets),
+        title=title, description=None, run_config=None))
     return backfill_id
 
 
@@ -163,7 +167,7 @@ def _report(context: dg.OpExecutionContext, backfill_id: str | None,
 def submit_missing_pairs(context: dg.OpExecutionContext, warehouse: Warehouse) -> dg.Output:
     pairs = missing_pairs(context.instance, warehouse)
     keys = [str(p) for p in pairs]
-    backfill_id = submit_backfill(context, {a.key: keys for a in PAIR_STAGE},
+    backfill_id = submit_backfill(context, {a: keys for a in PAIR_STAGE},
                                   f"fine-tune and score {len(keys)} missing pair(s)")
     return _report(context, backfill_id, pairs)
 
@@ -189,8 +193,7 @@ def add_model_to_zoo(context: dg.OpExecutionContext, config: AddModelConfig,
         raise dg.Failure(str(err)) from err
     context.log.info(f"model {model!r}: " + ("partition added" if new else "already known"))
     pairs = missing_pairs(context.instance, warehouse, [model])
-    keys = {a.key: [model] for a in MODEL_STAGE} | {a.key: [str(p) for p in pairs]
-                                                    for a in PAIR_STAGE}
+    keys = {a: [model] for a in MODEL_STAGE} | {a: [str(p) for p in pairs] for a in PAIR_STAGE}
     backfill_id = submit_backfill(context, keys, f"add model {model} ({len(pairs)} pair(s))")
     return _report(context, backfill_id, pairs)
 
