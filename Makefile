@@ -17,7 +17,7 @@ unexport PYTHONDONTWRITEBYTECODE
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: env demo demo-kb demo-engine test test-e2e test-slow lint bench ui
+.PHONY: env demo demo-kb demo-engine test test-e2e test-browser test-slow lint bench ui
 
 # uv itself is the only thing installed outside .venv (pip, from PyPI).
 env:
@@ -40,14 +40,23 @@ demo-engine: env
 	$(RUN) mnc evaluate --kb $(DEMO_DIR)-engine/kb --protocol loo \
 		--json $(DEMO_DIR)-engine/loo.json
 
-# The README's test command (and CI's): lint, the quick run, then the platform end to end.
+# The README's test command (and CI's): lint, the quick run, then the platform end to end
+# and the web UI in a browser.
 test: env
 	$(RUN) ruff check .
 	$(RUN) pytest -m "not slow and not e2e and not browser" -q
 	$(RUN) pytest -m "e2e and not slow" -q
+	tests/browser/install.sh
+	$(RUN) pytest -m browser -q
 
 test-e2e: env
 	$(RUN) pytest -m "e2e and not slow" -q
+
+# The web UI in headless Chromium against `dagster dev` (a few minutes). install.sh puts
+# Debian's chromium at /usr/bin/chromium (apt, only when missing); Playwright drives it.
+test-browser: env
+	tests/browser/install.sh
+	$(RUN) pytest -m browser -q
 
 test-slow: env
 	$(RUN) pytest -m slow -q
