@@ -1,15 +1,12 @@
 """Node2Vec+ node vectors of many matching graphs at once (pecanpy + gensim).
 
-pecanpy compiles its numba walk code once per graph object (several seconds each,
-15-30 s the first time in a process), which would dominate a leave-one-out run of 32
-folds. We therefore put all graphs of a run into ONE pecanpy graph, their disjoint
-union (node names prefixed by the graph's key), so numba compiles once. Each graph
-still gets its own walks and its own word2vec:
+All graphs of a run go into ONE pecanpy graph, their disjoint union (node names
+prefixed by the graph's key): pecanpy builds the CSR arrays and node2vec+'s noise
+thresholds once. Each graph still gets its own walks and its own word2vec:
 
 - walks start only from that graph's nodes and, the union being disjoint, never
-  leave it; every graph's walks are drawn with the same seed, through pecanpy's own
-  compiled walk kernel (`_random_walks`), so a graph's walks do not depend on which
-  other graphs share the run;
+  leave it; every graph's walks are drawn with the same seed, so a graph's walks do
+  not depend on which other graphs share the run;
 - a separate gensim Word2Vec (one worker, seeded, deterministic hash) is trained per
   graph on its walks only.
 So a fold's embedding is exactly what a run with that fold alone would give, and
@@ -17,15 +14,17 @@ nothing of another fold (e.g. one that still has the held-out dataset's edges) c
 reach it. Walks use node2vec+ (`extend=True`) on `SparseOTF` (transition
 probabilities on the fly: no memory blow-up on large unions).
 
-Reproducibility: the walk kernel seeds each numba thread with seed + thread id, so
-`_component_walks` runs it on one thread whatever NUMBA_NUM_THREADS says.
-Nodes without any edge get a zero vector (no walk can say anything about them).
+The walks run in `walk_kernel.node2vec_plus_walks`, one module-level numba kernel
+taking the graph's arrays as arguments and kept in numba's disk cache, instead of
+pecanpy's per-graph closure, which numba compiled again for every new graph (4-14 s:
+most of a `mnc rank` in a long-running process). Its walks are identical to pecanpy's
+for the same seed (tested against pecanpy); it is sequential, so the walks do not
+depend on NUMBA_NUM_THREADS. Nodes without any edge get a zero vector (no walk can
+say anything about them).
 
-Compile cost across processes: pecanpy's module-level numba kernels (transition
-probabilities, alias sampling) are not declared `cache=True`; `enable_kernel_cache`
-turns numba's own on-disk cache on for them (numba's `Dispatcher.enable_caching`), so
-only the per-graph closures are compiled in a fresh process. That matters for
-`mnc rank`, which is one fold in a fresh process.
+`enable_kernel_cache` turns numba's on-disk cache on for pecanpy's module-level
+kernels (not declared `cache=True` by pecanpy), which the walk kernel calls: the first
+compile after an install is shorter.
 """
 
 from __future__ import annotations
@@ -103,19 +102,15 @@ def embed_graphs(
     started = time.perf_counter()
     enable_kernel_cache()
     union, members = _union_graph(graphs, settings, seed)
-    union._preprocess_transition_probs()
     with warnings.catch_warnings():
         # node2vec+ noise thresholds are means over neighbours: NaN (unused) for
         # isolated nodes, with a harmless numpy warning.
         warnings.simplefilter("ignore", RuntimeWarning)
-        move_forward = union.get_move_forward()
-    has_nbrs = union.get_has_nbrs()
+        thresholds = union.get_noise_thresholds()
     index_of = {name: i for i, name in enumerate(union.nodes)}
     vectors: dict[str, pd.DataFrame] = {}
     for done, (key, graph) in enumerate(graphs.items(), start=1):
-        walks = _component_walks(
-            union, members[key], index_of, settings, seed, has_nbrs, move_forward
-        )
+        walks = _component_walks(union, thresholds, members[key], index_of, settings, seed)
         vectors[key] = _word2vec(graph, walks, key, settings, seed)
         if done % 50 == 0 or done == len(graphs):
             log.info(
@@ -159,35 +154,30 @@ def _union_graph(graphs: Mapping[str, nx.Graph], settings: Node2VecSettings, see
     return union, members
 
 
-def _component_walks(union, names, index_of, settings, seed, has_nbrs, move_forward):
-    """Walks from one component's nodes, with pecanpy's compiled kernel and a fixed seed.
+def _component_walks(union, thresholds, names, index_of, settings, seed):
+    """Walks (lists of node names) from one component's nodes, with a fixed seed.
 
-    The kernel is a numba `prange` loop that seeds each thread with `seed + thread id`
-    (its `workers` argument does nothing), so the walks are reproducible only on one
-    thread: it is forced here, whatever NUMBA_NUM_THREADS says, and restored after.
+    Every node starts `num_walks` walks, in an order shuffled by the run's seed (the
+    same for every component, so a component's walks do not depend on the others).
     """
-    import numba
-    from numba_progress import ProgressBar
+    from mnc_core.engine.walk_kernel import node2vec_plus_walks
 
     starts = np.array([index_of[n] for n in names], dtype=np.uint32)
     starts = np.concatenate([starts] * settings.num_walks)
     starts = starts[np.random.default_rng(seed).permutation(starts.size)]
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with ProgressBar(total=starts.size, disable=True) as progress:
-            matrix = union._random_walks(
-                starts.size,
-                settings.walk_length,
-                seed,
-                starts,
-                has_nbrs,
-                move_forward,
-                progress,
-            )
-    finally:
-        numba.set_num_threads(threads)
-    return [union._map_walk(row) for row in matrix]
+    matrix = node2vec_plus_walks(
+        union.indptr,
+        union.indices,
+        union.data,
+        thresholds,
+        float(union.p),
+        float(union.q),
+        seed,
+        starts,
+        settings.walk_length,
+    )
+    nodes = union.nodes
+    return [[nodes[i] for i in row[: row[-1]]] for row in matrix]
 
 
 def _word2vec(graph: nx.Graph, walks, key: str, settings: Node2VecSettings, seed: int):
