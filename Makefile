@@ -17,7 +17,7 @@ unexport PYTHONDONTWRITEBYTECODE
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: env demo demo-kb demo-engine test test-e2e test-browser test-slow lint bench ui
+.PHONY: env demo demo-kb demo-engine test test-e2e test-browser screenshots test-slow lint bench ui
 
 # uv itself is the only thing installed outside .venv (pip, from PyPI).
 env:
@@ -57,6 +57,11 @@ test-e2e: env
 test-browser: env
 	tests/browser/install.sh
 	$(RUN) pytest -m browser -q
+
+# The README's screenshots (docs/screenshots/), taken by the browser test.
+screenshots: env
+	tests/browser/install.sh
+	MNC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(RUN) pytest -m browser -q
 
 test-slow: env
 	$(RUN) pytest -m slow -q

@@ -168,7 +168,8 @@ def recommendation(
         "recommendation": dg.MetadataValue.md(markdown_table(shown, TOP_K)),
         "confidence_plot": dg.MetadataValue.md(plot_markdown(
             bars(rows.set_index("model")["confidence"].head(TOP_K), "confidence"),
-            f"top {min(TOP_K, len(rows))} for {dataset} (best on top)")),
+            f"confidence of the top {min(TOP_K, len(rows))} for {dataset}, "
+            "in predicted order (best on top)")),
         "reproduce": f"mnc rank --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
                      f"--seed {engine.seed}",
     })

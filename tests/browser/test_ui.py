@@ -7,7 +7,8 @@ temp dir (an imported demo knowledge base, the knowledge stage materialised, the
 dataset partitions added), `dagster dev` (webserver and daemon) on 127.0.0.1, headless
 Debian Chromium driven by Playwright (`executable_path`: Playwright never downloads a
 browser here), flags that keep Chromium off the network. The screenshots it takes are
-the README's (`docs/screenshots/`, or `MNC_SCREENSHOT_DIR`).
+written to `out/screenshots/` (or `MNC_SCREENSHOT_DIR`); `make screenshots` refreshes the
+README's copies in `docs/screenshots/`.
 
 Every process it starts is stopped (the `dagster dev` process group, the browser) and
 checked gone; its temp dirs are removed. Run with `make test-browser` (`-m browser`);
@@ -37,7 +38,7 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("MNC_SCREENSHOT_DIR") or REPO / "docs" / "screenshots")
+SCREENSHOTS = Path(os.environ.get("MNC_SCREENSHOT_DIR") or REPO / "out" / "screenshots")
 FAILURES = REPO / "out" / "browser-test"  # page screenshot + DOM of a failed test
 # Everything that would reach a network: updates, sync, QUIC, background fetches.
 CHROMIUM_FLAGS = [
