@@ -177,7 +177,8 @@ def test_an_invalid_folder_is_reported_and_the_valid_one_still_requested(landing
     assert tick.partitions == ["good"]
     reasons = "\n".join(tick.warnings)
     assert "'no-meta'" in reasons and "no metadata.jsonl" in reasons
-    assert "'small'" in reasons and "only 3 valid image-caption pairs (at least 8" in reasons
+    assert "'small'" in reasons and "only 3 captioned images in metadata.jsonl (at least 8" \
+        in reasons
     assert not landing.instance.has_dynamic_partition(DATASET, "small")
     again = landing.tick()  # reported once per version, still not requested
     assert again.requests == [] and again.warnings == []
@@ -198,3 +199,18 @@ def test_the_sensor_runs_by_default_and_targets_the_rank_job(landing):
     sensor = landing.defs.resolve_sensor_def(SENSOR)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.job_name == "rank_new_dataset_job"
+
+
+def test_the_sensor_checks_use_the_dataset_module_names_without_importing_torch():
+    import subprocess
+    import sys
+
+    from mnc_core.t2i import datasets
+
+    assert automation.METADATA_FILE == datasets.METADATA_FILE
+    assert automation.IMAGE_EXTENSIONS == datasets.IMAGE_EXTENSIONS
+    code = ("import sys, pathlib, mnc_assets.automation as a; "
+            "a.invalid_reason(pathlib.Path('.'), 8); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip().splitlines()[-1] == "False"
