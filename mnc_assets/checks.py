@@ -10,19 +10,17 @@ model x dataset matrix. Both carry the failing rows (model, dataset, value, prov
 
 import dagster as dg
 
-from mnc_assets.knowledge import fid_edges
+from mnc_assets.knowledge import fid_edges, read_imported
 from mnc_assets.selection import BLOCKING_CHECK
 from mnc_resources import KnowledgeImports, Warehouse
 
 
 def _known_ids(warehouse: Warehouse, imports: KnowledgeImports) -> tuple[list[str], list[str]]:
     """Models and datasets the knowledge has features for (computed or imported)."""
-    from mnc_core.kb.store import read_kb
-
     models = set(warehouse.read("SELECT model FROM model_features")["model"])
     datasets = set(warehouse.read("SELECT dataset FROM dataset_features")["dataset"])
     for folder in imports.folders:
-        kb = read_kb(folder)
+        kb = read_imported(folder)
         models.update(kb.models)
         datasets.update(kb.datasets)
     return sorted(models), sorted(datasets)

@@ -10,6 +10,7 @@ recommendation call it, and write the result as a knowledge-base folder, so
 """
 
 
+import functools
 from pathlib import Path
 
 import dagster as dg
@@ -40,11 +41,9 @@ AFTER_CHECKS = (
 @dg.asset(group_name=GROUP, kinds={"duckdb"})
 def imported_knowledge(knowledge_imports: KnowledgeImports, warehouse: Warehouse):
     """Edges of every configured knowledge-base folder (validated; a bad folder is refused)."""
-    from mnc_core.kb.store import read_kb
-
     frames, summary = [], []
     for folder in knowledge_imports.folders:
-        kb = read_kb(folder)  # KnowledgeBaseError names the file and row
+        kb = read_imported(folder)  # KnowledgeBaseError names the file and row
         frames.append(kb.edges.assign(source=folder, metric=kb.metric,
                                       higher_is_better=kb.higher_is_better))
         summary.append((folder, kb.metric, len(kb.models), len(kb.datasets), len(kb.edges)))
@@ -57,6 +56,25 @@ def imported_knowledge(knowledge_imports: KnowledgeImports, warehouse: Warehouse
         metadata={**table_metadata(edges[columns]),
                   "folders": dg.MetadataValue.md(markdown_table(folders) if summary else "none")}
     )
+
+
+def read_imported(folder: str):
+    """An imported knowledge-base folder, validated; re-read only when one of its files changed.
+
+    A long-running process (a run worker ranking several datasets, the sensor) would
+    otherwise parse and validate the same folder for every recommendation.
+    """
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file()) if Path(folder).is_dir() \
+        else []
+    signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _read_kb_cached(str(folder), signature)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_kb_cached(folder: str, signature: tuple):
+    from mnc_core.kb.store import read_kb
+
+    return read_kb(folder)
 
 
 def _edge_sources(warehouse: Warehouse):
@@ -154,7 +172,7 @@ def assemble_current_knowledge(
     )
     from mnc_core.kb.store import read_kb, write_kb
 
-    imported = [read_kb(f) for f in knowledge_imports.folders]
+    imported = [read_imported(f) for f in knowledge_imports.folders]
     metric = warehouse.read_table("knowledge_metric")
     if metric.empty:
         raise dg.Failure("no FID-edge table yet: materialise fid_edges first")
