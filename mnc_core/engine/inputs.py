@@ -35,7 +35,7 @@ MAX_RANK_CLASSES)`. With 10 models known everywhere, class k is exactly rank k +
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -65,6 +65,39 @@ class InputGroups:
 BOTH = InputGroups()
 FEATURES_ONLY = InputGroups(graph=False)
 GRAPH_ONLY = InputGroups(model=False, dataset=False)
+
+# Column name prefixes of each group in `pair_inputs` tables; task indicators belong
+# to every group (they say which recipe a row describes).
+TASK_PREFIX = "task:"
+MODEL_PREFIX = "model:"
+DATASET_PREFIX = "dataset:"
+EDGE_PREFIX = "edge:"
+GRAPH_PREFIX = "graph:"
+
+
+def union_groups(groups: Iterable[InputGroups]) -> InputGroups:
+    """The groups any of `groups` sees: one table built for it serves them all."""
+    groups = list(groups)
+    return InputGroups(
+        model=any(g.model for g in groups),
+        dataset=any(g.dataset for g in groups),
+        graph=any(g.graph for g in groups),
+    )
+
+
+def group_columns(columns: Sequence[str], groups: InputGroups) -> list[str]:
+    """The columns of `groups`, in order, from a table built for a superset of them.
+
+    Why: the ablation variants' inputs are column slices of the full table (each
+    group's columns do not depend on which other groups are on), so a fold builds
+    its training set once instead of once per variant; a test checks the slices
+    equal per-variant builds.
+    """
+    prefixes = [TASK_PREFIX]
+    prefixes += [MODEL_PREFIX] if groups.model else []
+    prefixes += [DATASET_PREFIX] if groups.dataset else []
+    prefixes += [EDGE_PREFIX, GRAPH_PREFIX] if groups.graph else []
+    return [c for c in columns if c.startswith(tuple(prefixes))]
 
 
 @dataclass(frozen=True)
@@ -171,19 +204,21 @@ def pair_inputs(
     if context.recipes:
         parts.append(
             pd.DataFrame(
-                {f"task:{r}": float(r == recipe) for r in context.recipes}, index=models
+                {f"{TASK_PREFIX}{r}": float(r == recipe) for r in context.recipes}, index=models
             )
         )
     if groups.model:
-        features = context.model_features.loc[models].add_prefix("model:")
-        features["model:overall_rank"] = context.overall_rank().loc[models].to_numpy()
+        features = context.model_features.loc[models].add_prefix(MODEL_PREFIX)
+        features[f"{MODEL_PREFIX}overall_rank"] = context.overall_rank().loc[models].to_numpy()
         for r in context.recipes:
-            features[f"model:overall_rank@{r}"] = context.overall_rank(r).loc[models].to_numpy()
+            features[f"{MODEL_PREFIX}overall_rank@{r}"] = (
+                context.overall_rank(r).loc[models].to_numpy()
+            )
         if context.has_before():
-            features["model:before_rank"] = context.before_rank(dataset).to_numpy()
+            features[f"{MODEL_PREFIX}before_rank"] = context.before_rank(dataset).to_numpy()
         parts.append(features)
     if groups.dataset:
-        row = context.dataset_features.loc[[dataset]].add_prefix("dataset:")
+        row = context.dataset_features.loc[[dataset]].add_prefix(DATASET_PREFIX)
         parts.append(pd.DataFrame(np.repeat(row.to_numpy(), len(models), axis=0),
                                   index=models, columns=row.columns))
     if groups.graph:
@@ -202,9 +237,9 @@ def _graph_inputs(context: FoldContext, dataset: str) -> pd.DataFrame:
         dataset_vector = vectors.loc[node_name("dataset", dataset)].to_numpy()
         product = model_vectors * dataset_vector[None, :]
         for k, name in enumerate(vectors.columns):
-            columns[f"edge:{name}"] = product[:, k]
+            columns[f"{EDGE_PREFIX}{name}"] = product[:, k]
     table = pd.DataFrame(columns, index=models)
-    near = neighbour_ranks(context, dataset).loc[models].add_prefix("graph:")
+    near = neighbour_ranks(context, dataset).loc[models].add_prefix(GRAPH_PREFIX)
     return pd.concat([table, near], axis=1)
 
 

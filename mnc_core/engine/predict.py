@@ -24,8 +24,10 @@ from mnc_core.engine.inputs import (
     FoldContext,
     InputGroups,
     class_count,
+    group_columns,
     pair_inputs,
     training_set,
+    union_groups,
 )
 from mnc_core.engine.rankers import (
     DEFAULT_RANKER,
@@ -232,11 +234,22 @@ def _fit_all(jobs, variants, settings, seed, workers):
 
 
 def _fit_fold(context, target, variants, settings, seed) -> dict[str, RankPrediction]:
-    """Every input variant's prediction for one fold (runs in a worker process)."""
-    return {
-        name: fit_and_predict(context, target, groups, settings, seed)
-        for name, groups in variants.items()
-    }
+    """Every input variant's prediction for one fold (runs in a worker process).
+
+    The training set and the target's rows are built once, for the union of the
+    variants' groups; each variant fits on its column slice (`group_columns`): the
+    same inputs as building them per variant, at a third of the cost for `mnc evaluate`.
+    """
+    n_classes = class_count(context.train_scores)
+    everything = union_groups(variants.values())
+    inputs, targets = training_set(context, everything, n_classes)
+    query = pair_inputs(context, target, everything)
+    out = {}
+    for name, groups in variants.items():
+        columns = pd.Index(group_columns(inputs.columns, groups))
+        ranker = _fitted(inputs[columns], targets, n_classes, settings, seed)
+        out[name] = ranker.predict(query[columns])
+    return out
 
 
 def fit_and_predict(
@@ -257,9 +270,13 @@ def fit_ranker(
     """The chosen ranker fitted on the fold's training pairs, and its input columns."""
     n_classes = class_count(context.train_scores)
     inputs, targets = training_set(context, groups, n_classes)
+    return _fitted(inputs, targets, n_classes, settings, seed), inputs.columns
+
+
+def _fitted(inputs, targets, n_classes, settings, seed) -> Ranker:
     ranker = make_ranker(settings.ranker, settings.catboost, seed)
     ranker.fit(inputs, targets, n_classes)
-    return ranker, inputs.columns
+    return ranker
 
 
 def all_edges_fold(kb: KnowledgeBase) -> Fold:
