@@ -172,7 +172,7 @@ def test_rank_stops_during_its_fit(tmp_path: Path, small_kb_dir: Path) -> None:
     report = tmp_path / "rank.json"
     dataset = read_kb(small_kb_dir).datasets[0]
     job = start(tmp_path, "cli", "rank", "--kb", small_kb_dir, "--dataset", dataset,
-                "--json", report, pause="mnc_core.engine.predict:fit_and_predict")
+                "--json", report, pause="mnc_core.engine.predict:_fitted")
     job.wait_until(job.ready.exists, "the fit")
     job.stop(signal.SIGTERM)
     assert_interrupted(job, signal.SIGTERM)
