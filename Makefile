@@ -85,6 +85,7 @@ ui: env
 # Every figure in the README (about 25 minutes on 2 cores; the sweep is most of it).
 bench: env
 	$(RUN) python benchmarks/engine_bench.py --sparsity 2>&1 | tee benchmarks/results/engine_bench.txt
+	$(RUN) python benchmarks/engine_speed.py
 	$(RUN) python benchmarks/engine_tg_ceiling.py | tee benchmarks/results/engine_tg_ceiling.txt
 	$(RUN) python benchmarks/engine_tg_quality.py --seeds 3 --json benchmarks/results/engine_tg_quality.json
 	$(RUN) python benchmarks/zoo_table2.py

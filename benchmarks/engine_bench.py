@@ -4,7 +4,8 @@
 
 The demo KB is the one `mnc demo-kb` writes (real zoo model features, synthetic scores).
 Speed (warm start excluded: imports and numba's first compile are paid by a warm-up
-before the clocks start; each timed run still compiles its own union graph):
+before the clocks start; the walk kernel is then loaded, never recompiled). Wall
+only; `benchmarks/engine_speed.py` gives CPU seconds and a reference workload:
   - leave-one-out on the demo KB, M&C only (32 folds: 32 Node2Vec+ embeddings, 32
     ranker fits), then the full `evaluate` (ablations + baselines);
   - ranking one new dataset in process, and a cold `mnc rank` subprocess;
@@ -48,7 +49,7 @@ def load() -> str:
 
 
 def warm_up(kb) -> None:
-    """Pay imports and numba's one-time compile of pecanpy's shared kernels."""
+    """Pay imports and numba's one-time load (or compile) of the walk kernel."""
     graph = build_matching_graph(
         kb.models, kb.datasets[:3], kb.edges.iloc[:5], kb.dataset_distances.iloc[:2], False
     )
