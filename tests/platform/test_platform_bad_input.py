@@ -172,3 +172,21 @@ def test_a_pair_rematerialised_after_its_data_changed_is_refused(tmp_path, snaps
         result = platform.materialize(["lora_checkpoint"], pair, raise_on_error=False)
     assert "trained on other data" in _failure_text(result)
     assert snapshot(lora) == trained
+
+
+def test_automation_of_the_learners_waits_for_the_blocking_check(platform):
+    """Across runs: `eager() & all_deps_blocking_checks_passed()` requests knowledge_base
+    after a checked update of fid_edges, and not after one whose blocking check failed."""
+    platform.materialize(KNOWLEDGE)
+    selection = dg.AssetSelection.assets("knowledge_base")
+    first = dg.evaluate_automation_conditions(platform.defs, platform.instance,
+                                              asset_selection=selection)
+    platform.materialize(["fid_edges"])  # an update that passes its checks
+    passed = dg.evaluate_automation_conditions(platform.defs, platform.instance,
+                                               asset_selection=selection, cursor=first.cursor)
+    assert passed.get_num_requested(dg.AssetKey("knowledge_base")) == 1
+    _plant(platform, [("model-00", "photo-00", float("nan"))])
+    platform.materialize(["fid_edges"], raise_on_error=False)  # its blocking check fails
+    failed = dg.evaluate_automation_conditions(platform.defs, platform.instance,
+                                               asset_selection=selection, cursor=passed.cursor)
+    assert failed.get_num_requested(dg.AssetKey("knowledge_base")) == 0
