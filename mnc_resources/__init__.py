@@ -5,8 +5,9 @@ Local defaults need no configuration: everything lives under one data root
 `mnc_core.paths.DataLayout`. Each path can also be set on its own from the
 environment (`MNC_MODEL_STORE`, `MNC_LANDING`, `MNC_ACCEPTED`, `MNC_WAREHOUSE`,
 `MNC_KB_FOLDERS`), and the GPU and CLIP settings likewise (`MNC_DEVICE`, `MNC_DTYPE`,
-`MNC_GPU_MEMORY_FRACTION`, `MNC_CLIP_MODEL`, `MNC_CLIP_CHECKPOINT`). Heavy libraries
-(torch, open_clip) are imported inside the methods that need them.
+`MNC_GPU_MEMORY_FRACTION`, `MNC_CLIP_MODEL`, `MNC_CLIP_CHECKPOINT`), and the engine's
+(`MNC_RANKER`, `MNC_SEED`, `MNC_WALKS`, `MNC_ITERATIONS`, as `mnc evaluate`'s flags).
+Heavy libraries (torch, open_clip) are imported inside the methods that need them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def data_root(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("MNC_DATA_ROOT") or DEFAULT_DATA_ROOT).resolve()
 
 
+def _optional_int(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
 def platform_resources(env: Mapping[str, str] | None = None) -> dict[str, object]:
     """The resources under their keys, configured from `env` (default: the environment)."""
     env = os.environ if env is None else env
@@ -76,6 +81,11 @@ def platform_resources(env: Mapping[str, str] | None = None) -> dict[str, object
             checkpoint=env.get("MNC_CLIP_CHECKPOINT") or None,
         ),
         "t2i": T2ISettings.from_profile(env.get("MNC_PROFILE", "paper")),
-        "engine": EngineConfig(),
+        "engine": EngineConfig(
+            ranker=env.get("MNC_RANKER", "catboost-class"),
+            seed=int(env.get("MNC_SEED", "0")),
+            walks=_optional_int(env.get("MNC_WALKS")),
+            iterations=_optional_int(env.get("MNC_ITERATIONS")),
+        ),
         "knowledge_imports": KnowledgeImports(folders=[str(Path(f).resolve()) for f in kb_folders]),
     }

@@ -190,3 +190,18 @@ def test_automation_of_the_learners_waits_for_the_blocking_check(platform):
     failed = dg.evaluate_automation_conditions(platform.defs, platform.instance,
                                                asset_selection=selection, cursor=passed.cursor)
     assert failed.get_num_requested(dg.AssetKey("knowledge_base")) == 0
+
+
+def test_the_sparsity_sweep_appends_its_levels_and_plots_the_curve(tmp_path):
+    kb_folder = write_kb(make_demo_kb(seed=0, n_datasets=5, n_models=4), tmp_path / "kb")
+    defs = definitions.build_defs(tiny_env(tmp_path / "root", MNC_KB_FOLDERS=str(kb_folder),
+                                           MNC_WALKS="2", MNC_ITERATIONS="20"))
+    with dg.instance_for_test(temp_dir=_home(tmp_path)) as instance:
+        platform = Platform(tmp_path / "root", defs, instance, [], [])
+        platform.materialize(KNOWLEDGE[:3])
+        result = platform.materialize(["sparsity_evaluation"])
+    history = platform.warehouse.read_table("evaluations")
+    assert set(history["protocol"]) == {"sparsity"}
+    assert {"all", "0.1", "0.9"} <= set(history["level"])
+    curve = result.get_asset_materialization_events()[0].materialization.metadata
+    assert "data:image/png;base64," in curve["sparsity_curve"].value
