@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mnc_core.cli.common import run_or_exit, seed_option
-from mnc_core.cli.engine_commands import _settings, _setup
+from mnc_core.cli.engine_commands import _settings, _setup, read_kb_for_dataset
 
 
 def next_model(
@@ -36,13 +36,8 @@ def next_model(
     def action() -> None:
         from mnc_core.engine import report
         from mnc_core.engine.sequential import next_pick
-        from mnc_core.kb.store import read_kb
 
-        if json_path is not None:
-            report.check_json_path(json_path, kb)
-        knowledge = read_kb(kb)
-        if dataset not in knowledge.datasets:
-            raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")
+        knowledge = read_kb_for_dataset(kb, dataset, json_path)
         result = next_pick(knowledge, dataset, _settings(ranker, None, None), seed, budget,
                            stop_probability)
         tried = result["tried"]

@@ -149,6 +149,20 @@ def _refuse_sparsity_flags(protocol: Protocol, **given: object) -> None:
         )
 
 
+def read_kb_for_dataset(kb: Path, dataset: str, json_path: Path | None):
+    """The KB at `kb`, after checking the report path and that `dataset` is in it (the
+    commands about one dataset: `rank`, `next`)."""
+    from mnc_core.engine import report
+    from mnc_core.kb.store import read_kb
+
+    if json_path is not None:
+        report.check_json_path(json_path, kb)
+    knowledge = read_kb(kb)
+    if dataset not in knowledge.datasets:
+        raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")
+    return knowledge
+
+
 def _targets(text: str | None) -> list[str] | None:
     """`--targets a,b` as a list; None (every dataset) when the option is not given."""
     if text is None:
@@ -195,13 +209,8 @@ def rank(
     def action() -> None:
         from mnc_core.engine import report
         from mnc_core.engine.predict import rank_new_dataset
-        from mnc_core.kb.store import read_kb
 
-        if json_path is not None:
-            report.check_json_path(json_path, kb)
-        knowledge = read_kb(kb)
-        if dataset not in knowledge.datasets:
-            raise KeyError(f"{kb}: dataset {dataset!r} is not in the knowledge base")
+        knowledge = read_kb_for_dataset(kb, dataset, json_path)
         settings = _settings(ranker, None, None)
         table = rank_new_dataset(knowledge, dataset, settings, seed)
         typer.echo(f"{dataset}: predicted ranking ({knowledge.metric}, "
