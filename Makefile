@@ -26,7 +26,7 @@ env:
 	$(UV) sync --frozen
 
 # The platform end to end, all through Dagster: tiny zoo trained and scored, graph, ranker,
-# leave-one-out, a landed dataset ranked by the sensor (about 15 minutes on 2 CPU cores).
+# leave-one-out, a landed dataset ranked by the sensor (about 2 minutes on 2 idle CPU cores).
 demo: env
 	$(RUN) python -m mnc_assets.demo --root $(DEMO_DIR)
 
