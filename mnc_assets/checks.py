@@ -42,8 +42,9 @@ def _validate(warehouse: Warehouse, imports: KnowledgeImports):
     )
 
 
-def _result(validation, blocking: bool) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
+def _result(validation, blocking: bool) -> dict:
+    """The fields of one check's result: the blocking or the advisory expectations."""
+    return dict(
         passed=validation.blocking_passed if blocking else validation.advisory_passed,
         severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
         metadata={
@@ -55,13 +56,22 @@ def _result(validation, blocking: bool) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=fid_edges, name=BLOCKING_CHECK, blocking=True,
-                description="Edges the ranker may learn from: blocking expectations (GX).")
-def fid_edges_valid(warehouse: Warehouse, knowledge_imports: KnowledgeImports):
-    return _result(_validate(warehouse, knowledge_imports), blocking=True)
+ADVISORY_CHECK = "fid_edges_advisory"
 
 
-@dg.asset_check(asset=fid_edges, name="fid_edges_advisory", blocking=False,
-                description="Per-dataset outliers and matrix coverage: warnings only (GX).")
-def fid_edges_advisory(warehouse: Warehouse, knowledge_imports: KnowledgeImports):
-    return _result(_validate(warehouse, knowledge_imports), blocking=False)
+@dg.multi_asset_check(
+    name="fid_edges_checks",
+    specs=[
+        dg.AssetCheckSpec(BLOCKING_CHECK, asset=fid_edges, blocking=True,
+                          description="Edges the ranker may learn from: blocking "
+                                      "expectations (GX)."),
+        dg.AssetCheckSpec(ADVISORY_CHECK, asset=fid_edges, blocking=False,
+                          description="Per-dataset outliers and matrix coverage: warnings "
+                                      "only (GX)."),
+    ],
+)
+def fid_edges_checks(warehouse: Warehouse, knowledge_imports: KnowledgeImports):
+    """Both checks from one Great Expectations validation of the table."""
+    validation = _validate(warehouse, knowledge_imports)
+    yield dg.AssetCheckResult(check_name=BLOCKING_CHECK, **_result(validation, blocking=True))
+    yield dg.AssetCheckResult(check_name=ADVISORY_CHECK, **_result(validation, blocking=False))
