@@ -17,6 +17,7 @@ from mnc_assets.executors import GPU_OP_TAGS, GPU_POOL
 from mnc_assets.metadata import lines, plot_markdown, table_metadata
 from mnc_assets.models import model_pipeline
 from mnc_assets.partitions import pair_of, pair_partitions
+from mnc_core.paths import SAMPLE_VARIANTS
 from mnc_resources import ArtifactStore, ClipSettings, GpuResource, T2ISettings, Warehouse
 
 GROUP = "fine_tuning"
@@ -84,12 +85,13 @@ def pair_samples(
     model, dataset = pair_of(context)
     layout, data = artifacts.layout, load_accepted(artifacts, t2i, dataset)
     started = time.perf_counter()
+    device, dtype = gpu.prepare(), gpu.torch_dtype()
     counts = {}
     for variant, lora_dir in (("lora", layout.lora_dir(model, dataset) / FINAL_DIR),
                               ("base", None)):
         paths = sample_validation(
             layout, model, dataset, data, variant, t2i.sampling_config(), lora_dir=lora_dir,
-            device=gpu.prepare(), dtype=gpu.torch_dtype(),
+            device=device, dtype=dtype,
         )
         counts[variant] = len(paths)
     return dg.MaterializeResult(
@@ -134,7 +136,7 @@ def fid_edge(
     feats = {
         v: embedder.embed_images(sorted(layout.samples_dir(model, dataset, v).glob("*.png")),
                                  batch_size=clip.batch_size)
-        for v in ("lora", "base")
+        for v in SAMPLE_VARIANTS
     }
     extra = t2i.extra_metrics
     row = pd.DataFrame({
