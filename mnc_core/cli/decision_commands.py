@@ -66,6 +66,44 @@ def next_model(
     run_or_exit(action)
 
 
+def acquire(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base folder.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Pairs to propose.")] = 10,
+    per_dataset: Annotated[
+        int | None, typer.Option(min=1, help="At most this many pairs per dataset "
+                                 "(default: --n spread over the datasets).")
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write JSON.")] = None,
+) -> None:
+    """The (model, dataset) pairs whose fine-tuning would teach the knowledge base the
+    most, with their expected gain (fine-tune them, add the scores to edges.csv)."""
+
+    def action() -> None:
+        from mnc_core.engine import report
+        from mnc_core.engine.acquisition import propose_for_kb
+        from mnc_core.kb.store import read_kb
+
+        if json_path is not None:
+            report.check_json_path(json_path, kb)
+        knowledge = read_kb(kb)
+        pairs = propose_for_kb(knowledge, n, per_dataset)
+        if pairs.empty:
+            typer.echo(f"{kb}: every (model, dataset) pair has a score: nothing to acquire")
+        else:
+            width = max(30, *(len(m) for m in pairs["model"]))
+            typer.echo(f"{'model':<{width}} {'dataset':<24} {'expected gain':>13} {'known':>5}")
+            for row in pairs.itertuples(index=False):
+                typer.echo(f"{row.model:<{width}} {row.dataset:<24} "
+                           f"{row.expected_gain:>13.4f} {row.known:>5d}")
+        if json_path is not None:
+            report.write_json({"kb": str(kb), "metric": knowledge.metric, "n": n,
+                               "pairs": pairs.to_dict(orient="records")}, json_path)
+
+    _setup()
+    run_or_exit(action)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
     app.command("next")(next_model)
+    app.command("acquire")(acquire)
