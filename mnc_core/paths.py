@@ -14,6 +14,7 @@ module where things go, so the layout is defined once.
     <root>/knowledge/<name>/                    assembled knowledge-base folders (engine format)
     <root>/model-costs/                         cached parameter and FLOP counts per config
     <root>/engine/                              matching graph, Node2Vec+ vectors, ranker
+    <root>/engine/near_best_calibration.json    the near-best calibration (plain JSON)
     <root>/warehouse/mnc.duckdb                 the DuckDB warehouse (tables)
     <root>/dagster_home/                        the local Dagster instance (DAGSTER_HOME)
 """
@@ -78,6 +79,10 @@ class DataLayout:
 
     def engine_dir(self) -> Path:
         return Path(self.root) / "engine"
+
+    def calibration_path(self) -> Path:
+        """The stored near-best calibration that every recommendation reads (JSON)."""
+        return self.engine_dir() / "near_best_calibration.json"
 
     def warehouse_path(self) -> Path:
         return Path(self.root) / "warehouse" / "mnc.duckdb"

@@ -23,3 +23,9 @@ def test_layout_refuses_ids_that_escape_the_root(tmp_path: Path, bad: str):
 def test_unknown_sample_variant_is_refused(tmp_path: Path):
     with pytest.raises(ValueError, match="variant"):
         DataLayout(tmp_path).samples_dir("m", "d", "other")
+
+
+def test_the_calibration_lives_beside_the_engine_artifacts(tmp_path: Path):
+    layout = DataLayout(tmp_path)
+    assert layout.calibration_path() == layout.engine_dir() / "near_best_calibration.json"
+    assert layout.calibration_path().parent == tmp_path / "engine"

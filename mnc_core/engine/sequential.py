@@ -255,7 +255,7 @@ def model_near_best_probability(
 
 def next_pick(
     kb, dataset: str, settings=None, seed: int = 0, budget: int | None = None,
-    stop_probability: float = DEFAULT_STOP_PROBABILITY,
+    stop_probability: float = DEFAULT_STOP_PROBABILITY, table: pd.DataFrame | None = None,
 ) -> dict:
     """`mnc next`: the next model to fine-tune on `dataset` given its known edges.
 
@@ -264,11 +264,16 @@ def next_pick(
     models, the candidates best first with their score and near-best probability, the
     near-best probability of the tried set and whether to stop (that probability at
     least `stop_probability`, or `budget` fine-tunings done, or nothing left).
+
+    `table`: `rank_new_dataset(kb, dataset, settings, seed)`'s frame when the caller
+    has it already (the platform's recommendation ranks once and reuses it here: a
+    ranking is a Node2Vec+ embedding and a ranker fit); None ranks here.
     """
     from mnc_core.engine.decisions import kb_epsilon
     from mnc_core.engine.predict import Fold, fold_train_scores, rank_new_dataset
 
-    table = rank_new_dataset(kb, dataset, settings, seed)
+    if table is None:
+        table = rank_new_dataset(kb, dataset, settings, seed)
     fold = Fold(key="next", target=dataset, known_edges=kb.edges)
     revealed = fold.target_edges().set_index("model")["score"].dropna().astype(float)
     scenarios = build_scenarios(

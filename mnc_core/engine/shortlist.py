@@ -15,6 +15,14 @@ model, so the near-best events of different models are close to exclusive and th
 shortlist's probability is the sum of its models' probabilities, capped at 1.
 Cost of a model: the median of its known fine-tuning costs (KB `cost`, GPU hours) over
 the KB's datasets, else the KB's median cost; no costs in the KB = no cost figures.
+
+A calibration is stored as plain JSON (`calibration_to_json` / `calibration_from_json`):
+the isotonic map's thresholds, the leave-one-out positions of the first near-best
+model, the reliability figures and a binned reliability curve. `near_best_from_raw`
+applies the stored map exactly as `IsotonicRegression.predict` does (linear
+interpolation between thresholds, clipped outside them), so a long-running service
+(the platform's recommendations) reads a calibration without re-running the
+leave-one-out and without unpickling anything.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from mnc_core.engine.decisions import kb_epsilon
 
 ECE_BINS = 10
 DEFAULT_TARGET = 0.9
+CALIBRATION_FORMAT = 1  # version of the JSON written by `calibration_to_json`
 
 
 def raw_confidence(rank: pd.Series) -> pd.Series:
@@ -107,7 +116,59 @@ def calibrate(pairs: pd.DataFrame) -> dict:
         firsts.append(int(np.argmax(ordered)) + 1)
     return {"map": model, "first_near_best": firsts,
             "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
-            "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique())}
+            "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique()),
+            "reliability_curve": reliability_curve(crossed, outcome)}
+
+
+def reliability_curve(probability: np.ndarray, outcome: np.ndarray, bins: int = ECE_BINS
+                      ) -> list[dict]:
+    """Per non-empty bin of `ece`'s binning: mean probability, observed frequency, count
+    (the points of a reliability diagram; on the diagonal = calibrated)."""
+    p, y = np.asarray(probability, float), np.asarray(outcome, float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    return [{"bin": b, "probability": float(p[index == b].mean()),
+             "frequency": float(y[index == b].mean()), "count": int((index == b).sum())}
+            for b in range(bins) if (index == b).any()]
+
+
+def calibration_to_json(calibration: dict) -> dict:
+    """`calibrate`'s result as plain JSON types (the isotonic map by its thresholds)."""
+    model = calibration["map"]
+    return {
+        "format": CALIBRATION_FORMAT,
+        "x_thresholds": [float(v) for v in model.X_thresholds_],
+        "y_thresholds": [float(v) for v in model.y_thresholds_],
+        "first_near_best": [int(v) for v in calibration["first_near_best"]],
+        **{k: calibration[k] for k in ("brier", "ece", "pairs", "datasets")},
+        "reliability_curve": list(calibration.get("reliability_curve", [])),
+    }
+
+
+def calibration_from_json(document: dict) -> dict:
+    """A stored calibration, checked (ValueError naming what is wrong); the thresholds
+    as arrays under `x_thresholds` / `y_thresholds`, ready for `near_best_from_raw`."""
+    if document.get("format") != CALIBRATION_FORMAT:
+        raise ValueError(f"calibration format {document.get('format')!r} is not "
+                         f"{CALIBRATION_FORMAT} (re-run the calibration)")
+    x = np.asarray(document.get("x_thresholds", []), dtype=float)
+    y = np.asarray(document.get("y_thresholds", []), dtype=float)
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"calibration thresholds: {len(x)} x and {len(y)} y values "
+                         "(need the same number, at least one)")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or np.any(np.diff(x) < 0) \
+            or np.any(np.diff(y) < 0) or y.min() < 0.0 or y.max() > 1.0:
+        raise ValueError("calibration thresholds must be finite and non-decreasing, "
+                         "probabilities within [0, 1]")
+    return {**document, "x_thresholds": x, "y_thresholds": y,
+            "first_near_best": [int(v) for v in document.get("first_near_best", [])]}
+
+
+def near_best_from_raw(calibration: dict, raw) -> np.ndarray:
+    """The stored isotonic map at `raw` confidences: `IsotonicRegression.predict` with
+    `out_of_bounds="clip"` is linear interpolation between the thresholds, held flat
+    outside them, which is what `np.interp` does."""
+    return np.interp(np.asarray(raw, dtype=float), calibration["x_thresholds"],
+                     calibration["y_thresholds"])
 
 
 def model_costs(kb) -> pd.Series | None:

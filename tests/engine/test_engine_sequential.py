@@ -122,3 +122,20 @@ def test_random_exact_equals_mean_of_all_orders():
             for p in permutations(truth.index)]
     assert exact["regret_after_1"] == pytest.approx(np.mean([r["regret_after_1"] for r in rows]))
     assert exact["regret_after_2"] == pytest.approx(np.mean([r["regret_after_2"] for r in rows]))
+
+
+def test_next_pick_with_a_precomputed_ranking_equals_ranking_inside(
+        sparse_kb_dir, fast_settings, monkeypatch):
+    from mnc_core.engine import predict
+    from mnc_core.kb.store import read_kb
+
+    kb_dir, target = sparse_kb_dir
+    kb = read_kb(kb_dir)
+    table = predict.rank_new_dataset(kb, target, fast_settings, 0)
+    inside = seq.next_pick(kb, target, fast_settings, 0)
+    calls = []
+    monkeypatch.setattr(predict, "rank_new_dataset", lambda *a, **k: calls.append(a))
+    given = seq.next_pick(kb, target, fast_settings, 0, table=table)
+    assert calls == []  # the given table is used, nothing is ranked again
+    assert given == inside
+    assert given["next"] is not None and len(given["tried"]) == 2

@@ -74,3 +74,41 @@ def test_rank_shortlist_cli(small_kb, tmp_path):
     assert short["models"] and set(short["reliability"]) == {"brier", "ece", "pairs", "datasets"}
     assert short["gpu_hours_saved"] == pytest.approx(5.0 - len(short["models"]))  # cost 1 each
     assert "shortlist (rank)" in result.output
+
+
+def test_stored_calibration_predicts_as_the_isotonic_map():
+    import json
+
+    from mnc_core.engine.shortlist import (
+        calibration_from_json,
+        calibration_to_json,
+        near_best_from_raw,
+    )
+
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.0, 1.0, 60)
+    pairs = pd.DataFrame({"dataset": np.repeat([f"d{k}" for k in range(6)], 10),
+                          "model": [f"m{k}" for k in range(10)] * 6, "raw": raw,
+                          "near": (rng.uniform(size=60) < raw ** 2).astype(float)})
+    result = calibrate(pairs)
+    stored = calibration_from_json(json.loads(json.dumps(calibration_to_json(result))))
+    grid = np.concatenate([np.linspace(-0.5, 1.5, 401), raw])  # outside [0, 1]: clipped
+    np.testing.assert_allclose(near_best_from_raw(stored, grid), result["map"].predict(grid))
+    assert stored["first_near_best"] == result["first_near_best"]
+    assert stored["brier"] == result["brier"] and stored["pairs"] == 60
+    curve = stored["reliability_curve"]
+    assert sum(b["count"] for b in curve) == 60
+    assert all(0.0 <= b["frequency"] <= 1.0 for b in curve)
+
+
+def test_a_broken_stored_calibration_is_refused_by_name():
+    from mnc_core.engine.shortlist import calibration_from_json
+
+    good = {"format": 1, "x_thresholds": [0.0, 1.0], "y_thresholds": [0.1, 0.6]}
+    assert calibration_from_json(good)["y_thresholds"].tolist() == [0.1, 0.6]
+    with pytest.raises(ValueError, match="format"):
+        calibration_from_json({**good, "format": 0})
+    with pytest.raises(ValueError, match="2 x and 1 y"):
+        calibration_from_json({**good, "y_thresholds": [0.1]})
+    with pytest.raises(ValueError, match="non-decreasing"):
+        calibration_from_json({**good, "y_thresholds": [0.6, 0.1]})
