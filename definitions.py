@@ -15,6 +15,7 @@ from mnc_assets import (
     automation,
     checks,
     datasets,
+    decisions,
     evaluation,
     knowledge,
     models,
@@ -26,7 +27,7 @@ from mnc_assets.sql_models import GROUP_NAME as SQL_GROUP
 from mnc_assets.sql_models import SQL_FOLDER, sql_model_assets
 from mnc_resources import platform_resources
 
-STAGES = (models, datasets, pairs, knowledge, selection, evaluation)
+STAGES = (models, datasets, pairs, knowledge, selection, decisions, evaluation)
 
 # Which asset writes each warehouse table: a SQL model reading a table depends on it.
 TABLE_PRODUCERS: dict[str, dg.AssetKey] = {

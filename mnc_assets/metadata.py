@@ -115,3 +115,19 @@ def lines(table: pd.DataFrame, xlabel: str, ylabel: str) -> Callable:
         ax.legend(fontsize=6)
 
     return draw
+
+
+def reliability(curve: pd.DataFrame) -> Callable:
+    """A drawer of a reliability diagram: observed near-best frequency against the mean
+    calibrated probability per bin (marker area ~ pairs in the bin), and the diagonal."""
+
+    def draw(ax) -> None:
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+        ax.scatter(curve["probability"], curve["frequency"],
+                   s=12 + 60 * curve["count"] / max(float(curve["count"].max()), 1.0))
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("calibrated probability (cross-fitted)")
+        ax.set_ylabel("observed near-best frequency")
+
+    return draw

@@ -4,7 +4,12 @@ Each asset calls the engine (`mnc_core.engine`) on the assembled knowledge base 
 records what it did. A dataset's recommendation is `rank_new_dataset` on a knowledge
 base assembled for it (its own folder, so `mnc rank --kb <folder> --dataset <id>`
 prints the same table); it runs only while the FID edges' blocking check passes, and
-otherwise leaves the earlier recommendation as it was.
+otherwise leaves the earlier recommendation as it was. Beside the ranking it records
+the decisions (`mnc_assets/decisions.py`): each model's calibrated near-best
+probability and the shortlist, read from the stored `near_best_calibration` (never
+recalibrated per dataset), the GPU hours of one fine-tuning, and, when the dataset
+already has known edges, the sequential update of `mnc next` (which untried model to
+fine-tune next, and whether to stop).
 """
 
 
@@ -12,6 +17,13 @@ import dagster as dg
 import pandas as pd
 
 from mnc_assets.datasets import dataset_distance_row, dataset_embedding
+from mnc_assets.decisions import (
+    Decision,
+    decide,
+    decision_metadata,
+    near_best_calibration,
+    read_calibration,
+)
 from mnc_assets.knowledge import (
     AFTER_CHECKS,
     CURRENT,
@@ -140,7 +152,7 @@ def _refuse_if_edges_failed_check(context: dg.AssetExecutionContext) -> None:
 
 @dg.asset(
     partitions_def=dataset_partitions, group_name=GROUP, kinds={"catboost", "duckdb"},
-    deps=[fid_edges, dataset_embedding, dataset_distance_row,
+    deps=[fid_edges, dataset_embedding, dataset_distance_row, near_best_calibration,
           dg.AssetDep(model_feature_row, partition_mapping=dg.AllPartitionMapping())],
 )
 def recommendation(
@@ -158,11 +170,15 @@ def recommendation(
         raise dg.Failure(f"dataset {dataset!r} has no features in the knowledge yet: "
                          "materialise its dataset_embedding (or import it) first")
     table = rank_new_dataset(kb, dataset, engine.settings(), engine.seed)
-    rows = recommendation_rows(table, dataset, engine, context.run_id)
+    decision = decide(kb, dataset, table, read_calibration(artifacts.layout.calibration_path()),
+                      engine)
+    rows = recommendation_rows(table, dataset, engine, context.run_id, decision)
     warehouse.replace_partition("recommendations", {"dataset": dataset}, rows)
-    shown = rows[["rank", "model", "goodness", "confidence", "known_score"]]
+    shown = rows[["rank", "model", "goodness", "confidence", "known_score",
+                  "near_best_probability", "in_shortlist", "next_order"]]
     return dg.MaterializeResult(metadata={
         **table_metadata(rows),
+        **decision_metadata(decision, table),
         "best_model": str(rows["model"].iloc[0]),
         "metric": kb.metric,
         "recommendation": dg.MetadataValue.md(markdown_table(shown, TOP_K)),
@@ -172,12 +188,14 @@ def recommendation(
             "in predicted order (best on top)")),
         "reproduce": f"mnc rank --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
                      f"--seed {engine.seed}",
+        "reproduce_next": f"mnc next --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
+                          f"--seed {engine.seed} --stop-probability {engine.stop_probability}",
     })
 
 
 def recommendation_rows(table: pd.DataFrame, dataset: str, engine: EngineConfig,
-                        run_id: str) -> pd.DataFrame:
-    """`rank_new_dataset`'s table as warehouse rows (best first)."""
+                        run_id: str, decision: Decision) -> pd.DataFrame:
+    """`rank_new_dataset`'s table and the decision as warehouse rows (best first)."""
     return pd.DataFrame({
         "dataset": dataset, "model": table.index.astype(str),
         "rank": table["rank"].astype(int).to_numpy(),
@@ -186,4 +204,9 @@ def recommendation_rows(table: pd.DataFrame, dataset: str, engine: EngineConfig,
         "known_score": table["known_score"].astype(float).to_numpy(),
         "ranker": engine.ranker, "seed": engine.seed, "run_id": run_id,
         "computed_at": pd.Timestamp.now(),
+        "near_best_probability": decision.near_best_probability.to_numpy(dtype=float),
+        "in_shortlist": decision.in_shortlist.to_numpy(),
+        "cost_gpu_hours": decision.cost_gpu_hours.to_numpy(dtype=float),
+        "next_order": decision.next_order.to_numpy(),
+        "stop": decision.stop,
     })

@@ -6,7 +6,9 @@ Local defaults need no configuration: everything lives under one data root
 environment (`MNC_MODEL_STORE`, `MNC_LANDING`, `MNC_ACCEPTED`, `MNC_WAREHOUSE`,
 `MNC_KB_FOLDERS`), and the GPU and CLIP settings likewise (`MNC_DEVICE`, `MNC_DTYPE`,
 `MNC_GPU_MEMORY_FRACTION`, `MNC_CLIP_MODEL`, `MNC_CLIP_CHECKPOINT`), and the engine's
-(`MNC_RANKER`, `MNC_SEED`, `MNC_WALKS`, `MNC_ITERATIONS`, as `mnc evaluate`'s flags).
+(`MNC_RANKER`, `MNC_SEED`, `MNC_WALKS`, `MNC_ITERATIONS`, as `mnc evaluate`'s flags;
+`MNC_SHORTLIST_TARGET`, `MNC_STOP_PROBABILITY`, as `mnc rank --shortlist --probability`
+and `mnc next --stop-probability`).
 Heavy libraries (torch, open_clip) are imported inside the methods that need them.
 """
 
@@ -18,12 +20,20 @@ from pathlib import Path
 
 from mnc_core.paths import DataLayout
 from mnc_resources.compute import ClipSettings, GpuResource
-from mnc_resources.settings import EngineConfig, KnowledgeImports, T2ISettings
+from mnc_resources.settings import (
+    DEFAULT_SHORTLIST_TARGET,
+    DEFAULT_STOP_PROBABILITY,
+    EngineConfig,
+    KnowledgeImports,
+    T2ISettings,
+)
 from mnc_resources.stores import ArtifactStore, DatasetStore, ModelStore
 from mnc_resources.warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_ROOT = REPO_ROOT / "out" / "platform"
+SHORTLIST_TARGET_ENV = "MNC_SHORTLIST_TARGET"
+STOP_PROBABILITY_ENV = "MNC_STOP_PROBABILITY"
 
 __all__ = [
     "ArtifactStore",
@@ -48,6 +58,21 @@ def data_root(env: Mapping[str, str] | None = None) -> Path:
 
 def _optional_int(text: str | None) -> int | None:
     return int(text) if text else None
+
+
+def probability_setting(env: Mapping[str, str], name: str, default: float) -> float:
+    """A probability from `env[name]` (unset or empty: `default`), in (0, 1]; a bad value
+    is refused naming the variable, before any asset runs on it."""
+    text = env.get(name) or ""
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:  # NaN fails too
+        raise ValueError(f"{name}={text!r} is not a probability in (0, 1]")
+    return value
 
 
 def platform_resources(env: Mapping[str, str] | None = None) -> dict[str, object]:
@@ -86,6 +111,10 @@ def platform_resources(env: Mapping[str, str] | None = None) -> dict[str, object
             seed=int(env.get("MNC_SEED", "0")),
             walks=_optional_int(env.get("MNC_WALKS")),
             iterations=_optional_int(env.get("MNC_ITERATIONS")),
+            shortlist_target=probability_setting(env, SHORTLIST_TARGET_ENV,
+                                                 DEFAULT_SHORTLIST_TARGET),
+            stop_probability=probability_setting(env, STOP_PROBABILITY_ENV,
+                                                 DEFAULT_STOP_PROBABILITY),
         ),
         "knowledge_imports": KnowledgeImports(folders=[str(Path(f).resolve()) for f in kb_folders]),
     }

@@ -54,13 +54,24 @@ class T2ISettings(dg.ConfigurableResource):
         )
 
 
+# mnc_core.engine.shortlist.DEFAULT_TARGET and sequential.DEFAULT_STOP_PROBABILITY,
+# repeated so that building the resources imports no engine module (a test keeps them equal).
+DEFAULT_SHORTLIST_TARGET = 0.9
+DEFAULT_STOP_PROBABILITY = 0.9
+
+
 class EngineConfig(dg.ConfigurableResource):
-    """The selection engine's knobs (the same as `mnc rank` / `mnc evaluate` flags)."""
+    """The selection engine's knobs (the same as `mnc rank` / `mnc evaluate` / `mnc next`
+    flags): `shortlist_target` is `mnc rank --shortlist --probability`, the near-best
+    probability the shortlist must reach; `stop_probability` is `mnc next
+    --stop-probability`, the tried models' near-best probability at which to stop."""
 
     ranker: str = "catboost-class"
     seed: int = 0
     walks: int | None = None
     iterations: int | None = None
+    shortlist_target: float = DEFAULT_SHORTLIST_TARGET
+    stop_probability: float = DEFAULT_STOP_PROBABILITY
 
     def settings(self):
         from mnc_core.engine.predict import engine_settings

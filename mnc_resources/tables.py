@@ -119,9 +119,14 @@ TABLES: dict[str, Table] = {
             "recommendations",
             "dataset VARCHAR, model VARCHAR, rank BIGINT, goodness DOUBLE, confidence DOUBLE, "
             "known_score DOUBLE, ranker VARCHAR, seed BIGINT, run_id VARCHAR, "
-            "computed_at TIMESTAMP",
+            "computed_at TIMESTAMP, near_best_probability DOUBLE, in_shortlist BOOLEAN, "
+            "cost_gpu_hours DOUBLE, next_order BIGINT, stop BOOLEAN",
             ("dataset",),
-            "every model's predicted rank for a dataset (best first)",
+            "every model's predicted rank for a dataset (best first); its calibrated "
+            "near-best probability and shortlist membership (null before a calibration "
+            "exists), GPU hours of one fine-tuning (null without costs), the order in which "
+            "to fine-tune the untried models (1 = next; null once tried) and whether to stop "
+            "(the tried models' near-best probability reached the stop probability)",
         ),
         _table(
             "feature_importances",

@@ -102,8 +102,18 @@ class Warehouse(DuckDBResource):
 
 
 def _create_tables(conn) -> None:
+    """Create missing tables, and add columns a newer schema has to a table an older
+    version of the platform created (rows kept, the new columns null): a warehouse
+    outlives code versions, and `CREATE TABLE IF NOT EXISTS` alone would leave it stale."""
     for table in TABLES.values():
         conn.execute(table.create_sql)
+    present = set(map(tuple, conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema()").fetchall()))
+    for table in TABLES.values():
+        for column, kind in table.columns:
+            if (table.name, column) not in present:
+                conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
 
 
 def _where(keys: Mapping[str, str]) -> tuple[str, list]:

@@ -71,6 +71,7 @@ def materialize_world(platform: Platform) -> None:
         for dataset in platform.datasets:
             platform.materialize(PAIR_STAGE, pair_key(model, dataset))
     platform.materialize(KNOWLEDGE_STAGE)
+    platform.materialize(["near_best_calibration"])
     platform.materialize(["recommendation"], platform.datasets[0])
     platform.materialize(["leave_one_out_evaluation"])
 

@@ -172,7 +172,9 @@ def _recommend(defs: dg.Definitions, instance: dg.DagsterInstance, dataset: str,
     rows = pd.DataFrame({"dataset": dataset, "model": models, "rank": range(1, len(models) + 1),
                          "goodness": 0.0, "confidence": 0.5, "known_score": np.nan,
                          "ranker": "catboost-class", "seed": 0, "run_id": "r",
-                         "computed_at": pd.Timestamp.now()})
+                         "computed_at": pd.Timestamp.now(), "near_best_probability": np.nan,
+                         "in_shortlist": None, "cost_gpu_hours": np.nan,
+                         "next_order": range(1, len(models) + 1), "stop": False})
     defs.resources["warehouse"].replace_partition("recommendations", {"dataset": dataset}, rows)
     instance.report_runless_asset_event(
         dg.AssetMaterialization(asset_key="recommendation", partition=dataset))

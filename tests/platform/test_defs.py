@@ -22,7 +22,7 @@ PLATFORM_ASSETS = {
     "fid_edge": pair_partitions,
     "imported_knowledge": None, "fid_edges": None, "knowledge_base": None,
     "matching_graph": None, "node2vec_embeddings": None, "ranker": None,
-    "leave_one_out_evaluation": None, "sparsity_evaluation": None,
+    "near_best_calibration": None, "leave_one_out_evaluation": None, "sparsity_evaluation": None,
 }
 SQL_MODELS = {p.stem for p in (REPO / "dbt_like_sql").glob("*.sql")}
 

@@ -25,6 +25,8 @@ def _rows(dataset: str, n: int) -> pd.DataFrame:
         "dataset": dataset, "model": [f"m{k}" for k in range(n)], "rank": range(1, n + 1),
         "goodness": [-float(k) for k in range(n)], "confidence": 0.5, "known_score": None,
         "ranker": "catboost-class", "seed": 0, "run_id": "r", "computed_at": pd.Timestamp.now(),
+        "near_best_probability": 0.4, "in_shortlist": True, "cost_gpu_hours": None,
+        "next_order": range(1, n + 1), "stop": False,
     })
 
 
@@ -48,6 +50,24 @@ def test_processes_writing_partitions_at_once_lose_nothing(tmp_path):
     table = Warehouse(database=database).read_table("recommendations")
     counts = table.groupby("dataset").size().to_dict()
     assert counts == {f"d{i}-{j}": 3 + i for i in range(WRITERS) for j in range(WRITES)}
+
+
+def test_a_warehouse_of_an_older_schema_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    import duckdb
+
+    database = tmp_path / "old.duckdb"
+    with duckdb.connect(str(database)) as conn:  # recommendations as an older version made it
+        conn.execute("CREATE TABLE recommendations (dataset VARCHAR, model VARCHAR, "
+                     "rank BIGINT, goodness DOUBLE, confidence DOUBLE, known_score DOUBLE, "
+                     "ranker VARCHAR, seed BIGINT, run_id VARCHAR, computed_at TIMESTAMP)")
+        conn.execute("INSERT INTO recommendations VALUES ('old', 'm0', 1, 0.0, 0.5, NULL, "
+                     "'catboost-class', 0, 'r0', now())")
+    warehouse = Warehouse(database=str(database))
+    kept = warehouse.read_table("recommendations")
+    assert kept[["dataset", "model"]].values.tolist() == [["old", "m0"]]
+    assert kept[["near_best_probability", "in_shortlist", "next_order"]].isna().all().all()
+    warehouse.replace_partition("recommendations", {"dataset": "new"}, _rows("new", 2))
+    assert sorted(warehouse.read_table("recommendations")["dataset"]) == ["new", "new", "old"]
 
 
 def test_a_failed_write_keeps_the_partition_as_it_was(tmp_path):

@@ -1,0 +1,175 @@
+"""Decisions from the ranking: the near-best calibration every recommendation reads.
+
+`near_best_calibration` runs the engine's leave-one-out calibration
+(`mnc_core.engine.shortlist.calibration_pairs` + `calibrate`, what `mnc rank
+--shortlist` runs per call) once on the current knowledge and stores it as plain JSON
+(`DataLayout.calibration_path`). It is the expensive part (a leave-one-out over the
+knowledge: tens of seconds to minutes), so it is an asset of its own: a recommendation
+reads the stored map in milliseconds (the landing sensor's goal is a recommendation
+within ~30 s of a dataset landing) instead of recalibrating for every dataset.
+Like the graph and the ranker it follows the knowledge automatically, only while the
+FID edges' blocking check passes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from mnc_assets.knowledge import AFTER_CHECKS, CURRENT, knowledge_base
+from mnc_assets.metadata import markdown_table, plot_markdown, reliability
+from mnc_resources import ArtifactStore, EngineConfig
+
+GROUP = "selection"
+
+
+@dg.asset(group_name=GROUP, deps=[knowledge_base], automation_condition=AFTER_CHECKS,
+          kinds={"catboost", "sklearn"})
+def near_best_calibration(artifacts: ArtifactStore, engine: EngineConfig):
+    """The isotonic map from a model's predicted position to its probability of being
+    near-best, fitted on the leave-one-out of the current knowledge (Brier, ECE)."""
+    from mnc_core.engine.shortlist import calibrate, calibration_pairs, calibration_to_json
+    from mnc_core.kb.store import read_kb
+
+    kb = read_kb(artifacts.layout.knowledge_dir(CURRENT))
+    pairs = calibration_pairs(kb, engine.settings(), engine.seed)
+    if pairs.empty:
+        raise dg.Failure("no dataset of the knowledge can be left out for calibration (each "
+                         "needs known edges and another dataset to learn from)")
+    document = {**calibration_to_json(calibrate(pairs)), "ranker": engine.ranker,
+                "seed": engine.seed, "models": len(kb.models)}
+    path = artifacts.layout.calibration_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    tmp.replace(path)  # readers never see a half-written file
+    curve = pd.DataFrame(document["reliability_curve"])
+    return dg.MaterializeResult(metadata={
+        "brier": dg.MetadataValue.float(document["brier"]),
+        "ece": dg.MetadataValue.float(document["ece"]),
+        "pairs": document["pairs"], "datasets": document["datasets"],
+        "path": dg.MetadataValue.path(str(path)),
+        "reliability": dg.MetadataValue.md(markdown_table(curve)),
+        "reliability_plot": dg.MetadataValue.md(plot_markdown(
+            reliability(curve), "near-best calibration: reliability (leave-one-out)")),
+    })
+
+
+def read_calibration(path: Path) -> dict | None:
+    """The stored calibration, or None when `near_best_calibration` has not run yet."""
+    from mnc_core.engine.shortlist import calibration_from_json
+
+    if not path.is_file():
+        return None
+    try:
+        return calibration_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except ValueError as err:  # json.JSONDecodeError is a ValueError
+        raise dg.Failure(f"the stored calibration {path} is not usable ({err}): "
+                         "re-materialise near_best_calibration") from err
+
+
+@dataclass
+class Decision:
+    """What a recommendation decides beyond the ranking, per model (indexed like the
+    ranking) and for the dataset; every per-model series may be all-null."""
+
+    near_best_probability: pd.Series  # calibrated, one-shot (null without a calibration)
+    in_shortlist: pd.Series  # bool or null
+    cost_gpu_hours: pd.Series  # GPU hours of one fine-tuning (null without KB costs)
+    next_order: pd.Series  # 1 = fine-tune next; null for tried models
+    stop: bool
+    shortlist: dict | None  # `shortlist.shortlist`'s result
+    next_pick: dict | None  # `sequential.next_pick`'s result (known edges only)
+    notes: list[str]
+
+
+def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
+           engine: EngineConfig) -> Decision:
+    """The shortlist from the stored calibration and, when the dataset already has known
+    edges, the sequential update (`mnc next`) over the same ranking `table`.
+
+    Without known edges the untried order is the ranking itself; with them the revealed
+    scores weigh the scenarios and reorder the untried models, and `stop` says whether
+    the tried models are near-best with probability >= `engine.stop_probability`.
+    """
+    from mnc_core.engine.sequential import next_pick
+    from mnc_core.engine.shortlist import model_costs, near_best_from_raw, raw_confidence
+    from mnc_core.engine.shortlist import shortlist as make_shortlist
+
+    models = table.index
+    notes: list[str] = []
+    costs = model_costs(kb)
+    cost = (costs.reindex(models).astype(float) if costs is not None
+            else pd.Series(float("nan"), index=models))
+    if costs is None:
+        notes.append("the knowledge has no fine-tuning costs: cost_gpu_hours is null")
+    probability = pd.Series(float("nan"), index=models)
+    member = pd.Series(pd.NA, index=models, dtype="boolean")
+    short = None
+    if calibration is None:
+        notes.append("no near_best_calibration materialised yet: near_best_probability and "
+                     "in_shortlist are null (materialise near_best_calibration, then this)")
+    else:
+        probability = pd.Series(
+            near_best_from_raw(calibration, raw_confidence(table["rank"]).to_numpy()),
+            index=models)
+        short = make_shortlist(table, probability, costs, engine.shortlist_target,
+                               first_near_best=calibration["first_near_best"] or None)
+        member = pd.Series(models.isin(short["models"]), index=models, dtype="boolean")
+    known = kb.edges[(kb.edges["dataset"] == dataset) & kb.edges["score"].notna()]
+    pick = None
+    if known.empty:
+        order = table.sort_values("rank").index
+        next_order = pd.Series(range(1, len(order) + 1), index=order, dtype="Int64")
+        stop = False
+    else:
+        pick = next_pick(kb, dataset, engine.settings(), engine.seed,
+                         stop_probability=engine.stop_probability, table=table)
+        ranked = [c["model"] for c in pick["candidates"]]
+        next_order = pd.Series(range(1, len(ranked) + 1), index=ranked, dtype="Int64")
+        stop = pick["stop"]
+    return Decision(probability, member, cost, next_order.reindex(models), bool(stop), short,
+                    pick, notes)
+
+
+def decision_metadata(decision: Decision, table: pd.DataFrame) -> dict[str, object]:
+    """The shortlist, the next model and the stop flag as the UI shows them."""
+    metadata: dict[str, object] = {"notes": "; ".join(decision.notes) or "none"}
+    short = decision.shortlist
+    if short is None:
+        metadata["shortlist"] = "none: no near_best_calibration materialised yet"
+    else:
+        chosen = table.loc[short["models"]]
+        shown = pd.DataFrame({
+            "rank": chosen["rank"].astype(int).to_numpy(), "model": short["models"],
+            "near_best_probability": decision.near_best_probability[short["models"]].to_numpy(),
+            "cost_gpu_hours": decision.cost_gpu_hours[short["models"]].to_numpy()})
+        metadata["shortlist"] = dg.MetadataValue.md(markdown_table(shown))
+        metadata["shortlist_models"] = len(short["models"])
+        metadata["shortlist_probability"] = dg.MetadataValue.float(short["probability"])
+        metadata["shortlist_target"] = dg.MetadataValue.float(short["target"])
+        metadata["shortlist_reached"] = bool(short["reached"])
+        if "gpu_hours" in short:
+            metadata["shortlist_gpu_hours"] = dg.MetadataValue.float(short["gpu_hours"])
+            metadata["gpu_hours_saved"] = dg.MetadataValue.float(short["gpu_hours_saved"])
+    untried = decision.next_order.dropna().sort_values()
+    metadata["next_model"] = str(untried.index[0]) if len(untried) else "none"
+    metadata["stop"] = decision.stop
+    pick = decision.next_pick
+    if pick is None:
+        metadata["next_from"] = "the ranking (no known edge of this dataset yet)"
+    else:
+        metadata["next_from"] = (f"the sequential update on {len(pick['tried'])} known "
+                                 f"edge(s), best tried {pick['best_tried']}")
+        metadata["tried_near_best_probability"] = dg.MetadataValue.float(
+            pick["tried_near_best_probability"])
+        metadata["stop_reasons"] = "; ".join(pick["stop_reasons"]) or "none"
+        if pick["candidates"]:
+            metadata["next_candidates"] = dg.MetadataValue.md(markdown_table(
+                pd.DataFrame(pick["candidates"]).rename(
+                    columns={"near_best_probability": "posterior_near_best"})))
+    return metadata
