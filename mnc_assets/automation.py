@@ -7,6 +7,8 @@ Jobs (names defined once, below):
     finetune_pair_job        one (model, dataset) pair: LoRA, samples, FID edge (`gpu` pool)
     refresh_knowledge_job    imported knowledge, FID edges and their checks, knowledge base,
                              matching graph, Node2Vec+, ranker
+    update_recommendation_job  per dataset: the FID edges merged and checked, then the
+                             dataset's recommendation (the sequential loop's re-ranking)
     loo_evaluation_job       leave-one-out on the current knowledge
     sparsity_evaluation_job  the sparsity sweep on the current knowledge
     finetune_missing_pairs_job  submits one asset backfill over every (model, dataset) pair
@@ -21,10 +23,10 @@ daemon does for `RunRequest.for_asset_graph_subset` (`PartitionBackfill.from_ass
 subset` + `instance.add_backfill`). The backfill daemon then runs the steps in dependency
 order, and the UI shows the backfill with its progress.
 
-The landing sensor (`dataset_landing_sensor`) and the optional top-k fine-tuning sensor
-(`recommended_pairs_sensor`, `MNC_FINETUNE_TOP_K`, 0 = off) are described on their
-functions; the schedules (`nightly_loo_schedule`, `weekly_sparsity_schedule`) are written
-by hand.
+The landing sensor (`dataset_landing_sensor`) and the optional fine-tuning loop
+(`recommended_pairs_sensor`: `MNC_FINETUNE_MODE` top-k | shortlist | sequential,
+`MNC_FINETUNE_TOP_K`) are described on their functions; the schedules
+(`nightly_loo_schedule`, `weekly_sparsity_schedule`) are written by hand.
 """
 
 import hashlib
@@ -48,6 +50,7 @@ from mnc_assets.partitions import (
     add_models,
     dataset_partitions,
     pair_key,
+    pair_of_key,
     pair_partitions,
 )
 from mnc_assets.selection import matching_graph, node2vec_embeddings, ranker, recommendation
@@ -64,6 +67,9 @@ METADATA_FILE = "metadata.jsonl"
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LANDING_INTERVAL_SECONDS = 10
 FINETUNE_TOP_K_ENV = "MNC_FINETUNE_TOP_K"
+FINETUNE_MODE_ENV = "MNC_FINETUNE_MODE"
+TOP_K, SHORTLIST, SEQUENTIAL = "top-k", "shortlist", "sequential"
+FINETUNE_MODES = (TOP_K, SHORTLIST, SEQUENTIAL)
 NIGHTLY_LOO_CRON = "0 2 * * *"  # every night at 02:00
 WEEKLY_SPARSITY_CRON = "0 3 * * 0"  # Sundays at 03:00
 DIGEST_TAG = "mnc/dataset_digest"
@@ -90,6 +96,13 @@ refresh_knowledge_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(imported_knowledge, fid_edges, knowledge_base,
                                        matching_graph, node2vec_embeddings, ranker),
     description="Merge and check the FID edges, then rebuild knowledge, graph and ranker.",
+)
+update_recommendation_job = dg.define_asset_job(
+    "update_recommendation_job",
+    selection=dg.AssetSelection.assets(fid_edges, recommendation),
+    executor_def=dg.in_process_executor,
+    description="Merge the FID edges (checked), then re-rank one dataset with the scores now "
+                "known for it (the sequential fine-tuning loop runs it after each new edge).",
 )
 loo_evaluation_job = dg.define_asset_job(
     "loo_evaluation_job", selection=dg.AssetSelection.assets(leave_one_out_evaluation))
@@ -390,10 +403,11 @@ def dataset_landing_sensor(context: dg.SensorEvaluationContext, dataset_store: D
     )
 
 
-# ---------------------------------------------------------------- top-k fine-tuning
+# ---------------------------------------------------------------- fine-tuning loop
 
 def finetune_top_k(env: Mapping[str, str] | None = None) -> int:
-    """`MNC_FINETUNE_TOP_K`: how many recommended models to fine-tune per new dataset (0: off)."""
+    """`MNC_FINETUNE_TOP_K`: how many recommended models to fine-tune per new dataset (0: off;
+    in the shortlist and sequential modes a cap, 0 = none)."""
     env = os.environ if env is None else env
     value = env.get(FINETUNE_TOP_K_ENV, "0") or "0"
     if not value.isdigit():
@@ -401,39 +415,167 @@ def finetune_top_k(env: Mapping[str, str] | None = None) -> int:
     return int(value)
 
 
+def finetune_mode(env: Mapping[str, str] | None = None) -> str:
+    """`MNC_FINETUNE_MODE`: which recommended pairs the loop fine-tunes (default top-k)."""
+    env = os.environ if env is None else env
+    value = env.get(FINETUNE_MODE_ENV, "") or TOP_K
+    if value not in FINETUNE_MODES:
+        raise ValueError(f"{FINETUNE_MODE_ENV}={value!r} is not one of "
+                         f"{', '.join(FINETUNE_MODES)}")
+    return value
+
+
+def _recommended(warehouse: Warehouse, dataset: str):
+    return warehouse.read(
+        "SELECT model, rank, in_shortlist, next_order, stop FROM recommendations "
+        "WHERE dataset = ? ORDER BY rank", [dataset])
+
+
+def _zoo_untried(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
+                 models: Iterable[str]) -> list[str]:
+    """`models` (in order) that are zoo models (imported-only ones have no pipeline here)
+    without a computed edge on `dataset`."""
+    zoo, done = set(instance.get_dynamic_partitions(MODEL)), computed_pairs(warehouse)
+    return [m for m in models if m in zoo and (m, dataset) not in done]
+
+
 def top_k_pairs(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
                 k: int) -> list[dg.MultiPartitionKey]:
     """The dataset's k best recommended zoo models that have no computed edge yet."""
-    rows = warehouse.read("SELECT model FROM recommendations WHERE dataset = ? ORDER BY rank",
-                          [dataset])["model"]
+    rows = _recommended(warehouse, dataset)["model"]
     zoo, done = set(instance.get_dynamic_partitions(MODEL)), computed_pairs(warehouse)
     best = [m for m in rows if m in zoo][:k]  # imported-only models have no pipeline here
     return [pair_key(m, dataset) for m in best if (m, dataset) not in done]
 
 
-def recommended_pairs_sensor(top_k: int) -> dg.SensorDefinition:
-    """The paper's 5.3 loop: after a recommendation, fine-tune its top-k models (0: stopped)."""
-    status = dg.DefaultSensorStatus.RUNNING if top_k else dg.DefaultSensorStatus.STOPPED
+def shortlist_pairs(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
+                    cap: int) -> tuple[list[dg.MultiPartitionKey], str | None]:
+    """The shortlisted zoo models without a computed edge, best first, at most `cap`
+    (0: all), and why there are none when the recommendation has no shortlist."""
+    rows = _recommended(warehouse, dataset)
+    if rows.empty or rows["in_shortlist"].isna().all():
+        return [], f"{dataset}: no shortlist (no near_best_calibration when it was ranked)"
+    chosen = _zoo_untried(instance, warehouse, dataset,
+                          rows.loc[rows["in_shortlist"].fillna(False).astype(bool), "model"])
+    return [pair_key(m, dataset) for m in (chosen[:cap] if cap else chosen)], None
 
-    @dg.sensor(name="recommended_pairs_sensor", jobs=[finetune_pair_job], default_status=status,
-               minimum_interval_seconds=LANDING_INTERVAL_SECONDS)
+
+def sequential_pair(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
+                    cap: int) -> tuple[list[dg.MultiPartitionKey], str | None]:
+    """The recommendation's next pair (at most one), or why none: it says stop, every
+    model is tried, or `cap` (> 0) fine-tunings of the dataset are measured here."""
+    rows = _recommended(warehouse, dataset)
+    if rows.empty:
+        return [], f"{dataset}: no recommendation rows"
+    if rows["stop"].fillna(False).astype(bool).any():
+        return [], f"{dataset}: the recommendation says stop"
+    measured = sum(1 for _, d in computed_pairs(warehouse) if d == dataset)
+    if cap and measured >= cap:
+        return [], f"{dataset}: {measured} fine-tuning(s) measured, {FINETUNE_TOP_K_ENV}={cap}"
+    ordered = rows.dropna(subset=["next_order"]).sort_values("next_order")["model"]
+    untried = _zoo_untried(instance, warehouse, dataset, ordered)
+    if not untried:
+        return [], f"{dataset}: no untried zoo model left"
+    return [pair_key(untried[0], dataset)], None
+
+
+def _latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey,
+                       partitions: list[str]) -> int | None:
+    if not partitions:
+        return None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1).records
+    return records[0].storage_id if records else None
+
+
+def stale_recommendations(instance: dg.DagsterInstance,
+                          datasets: Iterable[str]) -> dict[str, int]:
+    """Datasets whose latest recommendation is older than their latest FID edge: dataset ->
+    that edge's storage id (datasets never recommended are left to the landing sensor)."""
+    zoo = instance.get_dynamic_partitions(MODEL)
+    stale = {}
+    for dataset in sorted(set(datasets)):
+        recommended = _latest_storage_id(instance, recommendation.key, [dataset])
+        edge = _latest_storage_id(instance, fid_edge.key,
+                                  [str(pair_key(m, dataset)) for m in zoo])
+        if recommended is not None and edge is not None and edge > recommended:
+            stale[dataset] = edge
+    return stale
+
+
+def _read_loop_cursor(cursor: str | None) -> dict[str, int]:
+    """{"recommendation": storage id, "fid_edge": storage id}; an older version's cursor
+    was the recommendation's storage id alone."""
+    if not cursor:
+        return {}
+    if cursor.isdigit():
+        return {"recommendation": int(cursor)}
+    return {k: int(v) for k, v in json.loads(cursor).items()}
+
+
+def _new_records(instance: dg.DagsterInstance, key: dg.AssetKey, after: int | None):
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+        limit=100, ascending=True).records
+
+
+def recommended_pairs_sensor(top_k: int, mode: str = TOP_K) -> dg.SensorDefinition:
+    """The paper's 5.3 loop: after a recommendation, fine-tune what it recommends.
+
+    `mode` (`MNC_FINETUNE_MODE`): `top-k` its k best models (k = `MNC_FINETUNE_TOP_K`,
+    0 = off); `shortlist` the models of its calibrated shortlist (at most k when k > 0);
+    `sequential` only its next model, one at a time (at most k per dataset when k > 0).
+    """
+    running = mode != TOP_K or top_k > 0
+    status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+    @dg.sensor(name="recommended_pairs_sensor", jobs=[finetune_pair_job,
+                                                     update_recommendation_job],
+               default_status=status, minimum_interval_seconds=LANDING_INTERVAL_SECONDS)
     def _sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-        """Requests finetune_pair_job for the top-k recommended models of each new
-        recommendation (their edges join the knowledge at the next refresh_knowledge_job).
-        Off unless MNC_FINETUNE_TOP_K > 0."""
-        if top_k <= 0:
+        """Requests finetune_pair_job for what each new recommendation recommends
+        (MNC_FINETUNE_MODE: top-k, shortlist or sequential). In sequential mode it also
+        re-ranks a dataset once one of its FID edges lands (update_recommendation_job:
+        the edges merged and checked, then the recommendation), so the next pick is made
+        on the revealed score; it stops when the recommendation says stop."""
+        if not running:
             return dg.SkipReason(f"{FINETUNE_TOP_K_ENV} is 0: top-k fine-tuning is off")
-        after = int(context.cursor) if context.cursor else None
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=recommendation.key, after_storage_id=after),
-            limit=100, ascending=True).records
-        requests = [
-            dg.RunRequest(run_key=f"{pair}:{record.storage_id}", job_name=finetune_pair_job.name,
-                          partition_key=pair)
-            for record in records if record.partition_key
-            for pair in top_k_pairs(context.instance, warehouse, record.partition_key, top_k)]
-        cursor = str(records[-1].storage_id) if records else context.cursor
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
+        cursor = _read_loop_cursor(context.cursor)
+        records = _new_records(context.instance, recommendation.key,
+                               cursor.get("recommendation"))
+        latest = {r.partition_key: r for r in records if r.partition_key}  # newest per dataset
+        requests, notes, stale = [], [], {}
+        if mode == SEQUENTIAL:
+            edges = _new_records(context.instance, fid_edge.key, cursor.get("fid_edge"))
+            if edges:
+                cursor["fid_edge"] = edges[-1].storage_id
+            stale = stale_recommendations(
+                context.instance, [pair_of_key(r.partition_key)[1] for r in edges
+                                   if r.partition_key] + list(latest))
+            requests += [dg.RunRequest(run_key=f"{d}:after-edge-{edge}",
+                                       job_name=update_recommendation_job.name,
+                                       partition_key=d) for d, edge in stale.items()]
+        for dataset, record in sorted(latest.items()):
+            if dataset in stale:  # re-ranked first: the next pick waits for the new edge
+                continue
+            if mode == TOP_K:
+                pairs, note = top_k_pairs(context.instance, warehouse, dataset, top_k), None
+            elif mode == SHORTLIST:
+                pairs, note = shortlist_pairs(context.instance, warehouse, dataset, top_k)
+            else:
+                pairs, note = sequential_pair(context.instance, warehouse, dataset, top_k)
+            notes += [note] if note else []
+            requests += [dg.RunRequest(run_key=f"{pair}:{record.storage_id}",
+                                       job_name=finetune_pair_job.name, partition_key=pair)
+                         for pair in pairs]
+        if records:
+            cursor["recommendation"] = records[-1].storage_id
+        for note in notes:
+            context.log.info(note)
+        if not requests and notes:
+            return dg.SensorResult(skip_reason="; ".join(notes),
+                                   cursor=json.dumps(cursor, sort_keys=True))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return _sensor
 
@@ -461,11 +603,12 @@ def weekly_sparsity_schedule(context: dg.ScheduleEvaluationContext):
     return _if_knowledge(context)
 
 
-JOBS = (rank_new_dataset_job, finetune_pair_job, refresh_knowledge_job, loo_evaluation_job,
-        sparsity_evaluation_job, finetune_missing_pairs_job, add_model_job)
+JOBS = (rank_new_dataset_job, finetune_pair_job, refresh_knowledge_job, update_recommendation_job,
+        loo_evaluation_job, sparsity_evaluation_job, finetune_missing_pairs_job, add_model_job)
 SCHEDULES = (nightly_loo_schedule, weekly_sparsity_schedule)
 
 
 def sensors(env: Mapping[str, str] | None = None) -> list[dg.SensorDefinition]:
-    """The platform's sensors, the top-k loop configured from `env`."""
-    return [dataset_landing_sensor, recommended_pairs_sensor(finetune_top_k(env))]
+    """The platform's sensors, the fine-tuning loop configured from `env`."""
+    return [dataset_landing_sensor,
+            recommended_pairs_sensor(finetune_top_k(env), finetune_mode(env))]

@@ -64,7 +64,11 @@ def pair_key(model: str, dataset: str) -> dg.MultiPartitionKey:
 
 def pair_of(context: dg.AssetExecutionContext) -> tuple[str, str]:
     """(model, dataset) of the running pair partition."""
-    key = context.partition_key
+    return pair_of_key(context.partition_key)
+
+
+def pair_of_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(model, dataset) of a pair partition key (an event record's key is a plain string)."""
     if not isinstance(key, dg.MultiPartitionKey):
         key = pair_partitions.get_partition_key_from_str(key)
     dims = key.keys_by_dimension

@@ -66,6 +66,8 @@ def test_the_jobs_select_their_stages(tmp_path):
     assert _selected(defs, "refresh_knowledge_job") == {
         "imported_knowledge", "fid_edges", "knowledge_base", "matching_graph",
         "node2vec_embeddings", "ranker"}
+    assert _selected(defs, "update_recommendation_job") == {"fid_edges", "recommendation"}
+    assert defs.resolve_job_def("update_recommendation_job").executor_def.name == "in_process"
     assert _selected(defs, "loo_evaluation_job") == {"leave_one_out_evaluation"}
     assert _selected(defs, "sparsity_evaluation_job") == {"sparsity_evaluation"}
     graph = defs.resolve_asset_graph()
@@ -199,6 +201,12 @@ def test_top_k_fine_tuning_requests_the_best_zoo_models_not_yet_measured(tmp_pat
     assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
         ("finetune_pair_job", str(pair_key("c", "pets")))]  # top 2 of the zoo: c, a (measured)
     assert _tick(defs, instance, "recommended_pairs_sensor", result.cursor).run_requests == []
+    # an earlier version's cursor (the last recommendation's storage id) still counts
+    (record,) = instance.fetch_materializations(dg.AssetKey("recommendation"), limit=1).records
+    legacy = _tick(defs, instance, "recommended_pairs_sensor", str(record.storage_id))
+    assert legacy.run_requests == []
+    assert _tick(defs, instance, "recommended_pairs_sensor",
+                 str(record.storage_id - 1)).run_requests == result.run_requests
 
 
 def test_top_k_fine_tuning_is_off_by_default(tmp_path, instance):

@@ -163,3 +163,24 @@ def test_rematerialising_a_partition_touches_only_its_rows(tiny_platform):
     old = before["computed_fid_edges"].query("model == @model and dataset == @dataset")
     assert float(edge["clip_fid"].iloc[0]) == pytest.approx(float(old["clip_fid"].iloc[0]))
     assert edge["computed_at"].iloc[0] > old["computed_at"].iloc[0]
+
+
+def test_the_recommendation_carries_the_stored_calibration_and_costs(tiny_platform):
+    dataset = tiny_platform.datasets[0]
+    rows = tiny_platform.warehouse.read_table("recommendations", {"dataset": dataset})
+    rows = rows.set_index("model")
+    stored = json.loads(tiny_platform.layout.calibration_path().read_text())
+    raw = 1.0 - (rows["rank"] - 1.0) / (len(rows) - 1)
+    np.testing.assert_allclose(rows["near_best_probability"],
+                               np.interp(raw, stored["x_thresholds"], stored["y_thresholds"]))
+    assert rows.sort_values("rank")["in_shortlist"].tolist() == sorted(
+        rows["in_shortlist"].tolist(), reverse=True)  # a prefix of the predicted order
+    hours = tiny_platform.warehouse.read_table("computed_fid_edges").groupby("model")[
+        "gpu_hours"].median()
+    np.testing.assert_allclose(rows["cost_gpu_hours"], hours.reindex(rows.index))
+    # every pair is measured here: nothing left to fine-tune, the loop would stop
+    assert rows["next_order"].isna().all() and rows["stop"].all()
+    metadata = _latest_metadata(tiny_platform, "recommendation", dataset)
+    assert metadata["next_model"].value == "none" and metadata["stop"].value is True
+    assert "every model is tried" in metadata["stop_reasons"].value
+    assert "| rank | model | near_best_probability |" in metadata["shortlist"].value
