@@ -5,12 +5,15 @@ and PARC, over seeds, with paired bootstrap intervals of the difference to Overa
         [--kbs demo,tg,parc] [--seeds 3] [--cache DIR] [--out PATH]
 (default out: benchmarks/results/engine_decisions.json)
 
-Per KB and seed: M&C's leave-one-out prediction per target (default settings; the
-TransferGraph KB is the default import with its LoRA runs as auxiliary results, the 8
-published targets; cached under --cache as pickles so reruns skip the fits), then
-- one-shot orders: `mnc` (M&C's ranking), `overall`, `random` (exact expectation);
-- sequential orders (`mnc_core.engine.sequential`): `mnc-seq` (M&C prior) and
-  `collaborative` (no prior).
+Per KB and seed (default settings; the TransferGraph KB is the default import with
+its LoRA runs as auxiliary results, the 8 published targets; results cached under
+--cache as JSON so reruns skip the fits):
+- one-shot orders: `mnc_core.engine.protocols.leave_one_out`'s decision rows of M&C,
+  its two ablations (`mnc-features-only`, `mnc-graph-only`) and every baseline
+  (`overall`, `initial` where the KB has scores before fine-tuning, `direct`,
+  `random` as exact expectations);
+- sequential orders (`mnc_core.engine.sequential`): `mnc-seq` (M&C's leave-one-out
+  goodness as the prior) and `collaborative` (no prior).
 Figures: mean fine-tunings to near-best (with median and max over targets), regret@3
 of the one-shot orders and regret after 3 sequential picks, averaged over seeds; the
 95 % paired bootstrap interval (2000 resamples of the targets, seeds pooled per
@@ -23,29 +26,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import sys
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from mnc_core.engine import sequential as seq  # noqa: E402
-from mnc_core.engine.baselines import overall_goodness  # noqa: E402
 from mnc_core.engine.decisions import (  # noqa: E402
     kb_epsilon,
     order_decisions,
     order_of,
-    random_decision_metrics,
 )
 from mnc_core.engine.inputs import BOTH  # noqa: E402
 from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds  # noqa: E402
-from mnc_core.engine.protocols import _folds  # noqa: E402
+from mnc_core.engine.protocols import _folds, leave_one_out  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("mnc", "overall", "random", "mnc-seq", "collaborative")
+ONE_SHOT = ("mnc", "mnc-features-only", "mnc-graph-only", "overall", "initial", "direct",
+            "random")
+METHODS = (*ONE_SHOT, "mnc-seq", "collaborative")
+DECISION_KEYS = ("fine_tunings_to_near_best", "regret@1", "regret@3", "regret@5", "hit@1")
 
 
 def load_kb(name: str):
@@ -65,36 +69,57 @@ def load_kb(name: str):
     return import_parc(SHARED / "parc" / "all.csv").kb, None
 
 
-def predictions(kb, name, targets, seed, cache: Path | None):
-    path = cache / f"pred_{name}_{seed}.pkl" if cache else None
+def cached(path: Path | None, compute):
+    """`compute()`'s JSON-able result, read from `path` when a rerun finds it there."""
     if path is not None and path.exists():
-        return pickle.loads(path.read_bytes())
-    folds, _ = _folds(kb, kb.edges, targets or list(kb.datasets), prefix="loo")
-    pred = predict_folds(kb, folds, None, seed, {"mnc": BOTH})["mnc"]
-    out = {f.target: pred[f.key].table for f in folds}
+        return json.loads(path.read_text())
+    out = compute()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(out))
+        path.write_text(json.dumps(out))
     return out
 
 
-def rows_for(kb, tables) -> dict[str, dict[str, dict]]:
+def predictions(kb, name, targets, seed, cache: Path | None) -> dict:
+    """target -> M&C's leave-one-out goodness per model (the sequential prior)."""
+
+    def compute():
+        folds, _ = _folds(kb, kb.edges, targets or list(kb.datasets), prefix="loo")
+        pred = predict_folds(kb, folds, None, seed, {"mnc": BOTH})["mnc"]
+        return {f.target: pred[f.key].table["goodness"].astype(float).to_dict() for f in folds}
+
+    path = cache / f"goodness_{name}_{seed}.json" if cache else None
+    return {t: pd.Series(g) for t, g in cached(path, compute).items()}
+
+
+def one_shot_rows(kb, name, targets, seed, cache: Path | None) -> dict:
+    """{method: {target: decision row}} of leave_one_out (M&C, ablations, baselines)."""
+
+    def compute():
+        methods = leave_one_out(kb, None, seed, targets)["methods"]
+        return {m: {t: {k: row.get(k) for k in DECISION_KEYS}
+                    for t, row in methods[m]["per_dataset"].items()} for m in ONE_SHOT}
+
+    return cached(cache / f"loo_{name}_{seed}.json" if cache else None, compute)
+
+
+def rows_for(kb, goodness: dict, one_shot: dict) -> dict[str, dict[str, dict]]:
     hib = kb.higher_is_better
-    rows: dict[str, dict[str, dict]] = {m: {} for m in METHODS}
-    for target, table in tables.items():
+    rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
+    rows |= {"mnc-seq": {}, "collaborative": {}}
+    for target, prior in goodness.items():
         fold = Fold(key=target, target=target, known_edges=kb.edges)
         train = fold_train_scores(kb, fold)
         truth = fold.target_edges().set_index("model")["score"]
         best = truth.max() if hib else truth.min()
         eps = kb_epsilon(kb, best)
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
-                                            table["goodness"])
-        orders = {"mnc-seq": orders["mnc"], "collaborative": orders["collaborative"],
-                  "mnc": order_of(table["goodness"]),
-                  "overall": order_of(overall_goodness(train, hib))}
-        for name, order in orders.items():
-            rows[name][target] = order_decisions(order, truth, hib, eps)
-        rows["random"][target] = random_decision_metrics(truth, hib, eps)
+                                            prior)
+        rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps)
+        rows["collaborative"][target] = order_decisions(orders["collaborative"], truth, hib, eps)
+        # the prior is the one-shot M&C ranking of leave_one_out (same folds and seed)
+        mine = order_decisions(order_of(prior), truth, hib, eps)["fine_tunings_to_near_best"]
+        assert mine == rows["mnc"][target]["fine_tunings_to_near_best"], target
     return rows
 
 
@@ -111,7 +136,10 @@ def summarise(per_seed: list[dict]) -> dict:
         out[metric] = {}
         base = np.array([[r["overall"][t][metric] for t in targets] for r in per_seed])
         for method in METHODS:
-            values = np.array([[r[method][t][metric] for t in targets] for r in per_seed])
+            cells = [[r[method].get(t, {}).get(metric) for t in targets] for r in per_seed]
+            if any(v is None for row in cells for v in row):
+                continue  # the method does not apply (initial without scores before)
+            values = np.array(cells, dtype=float)
             entry = {"mean": float(values.mean()),
                      "per_seed": [round(float(v), 4) for v in values.mean(axis=1)],
                      "median": float(np.median(values.mean(axis=0))),
@@ -120,6 +148,14 @@ def summarise(per_seed: list[dict]) -> dict:
                 entry["diff_to_overall_ci95"] = bootstrap((values - base).mean(axis=0))
             out[metric][method] = entry
     return out
+
+
+LINES: list[str] = []
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+    LINES.append(line)
 
 
 def fmt(ci) -> str:
@@ -136,30 +172,34 @@ def main() -> None:
     document = {}
     for name in args.kbs.split(","):
         if name in ("tg", "parc") and not SHARED.is_dir():
-            print(f"{name}: {SHARED} absent, skipped")
+            say(f"{name}: {SHARED} absent, skipped")
             continue
         kb, targets = load_kb(name)
-        per_seed = [rows_for(kb, predictions(kb, name, targets, s, args.cache))
+        per_seed = [rows_for(kb, predictions(kb, name, targets, s, args.cache),
+                             one_shot_rows(kb, name, targets, s, args.cache))
                     for s in range(args.seeds)]
         summary = summarise(per_seed)
         document[name] = {"seeds": args.seeds, "summary": summary, "per_seed_rows": per_seed}
         ft, r3 = summary["fine_tunings_to_near_best"], summary["regret@3"]
-        print(f"\n{name} ({args.seeds} seeds; regret in the KB's unit)")
-        print(f"{'method':<14}{'ft-near mean':>13}{'ft med':>8}{'ft max':>8}{'CI diff':>22}"
-              f"{'regret@3':>10}{'CI diff':>22}")
-        for m in METHODS:
-            ci = ft[m].get("diff_to_overall_ci95")
-            ci3 = r3[m].get("diff_to_overall_ci95")
-            print(f"{m:<14}{ft[m]['mean']:>13.2f}{ft[m]['median']:>8.1f}{ft[m]['max']:>8.1f}"
-                  f"{fmt(ci):>22}{r3[m]['mean']:>10.4f}{fmt(ci3):>22}")
+        r1 = summary["regret@1"]
+        say(f"\n{name} ({args.seeds} seeds; regret in the KB's unit; one-shot methods: "
+            "regret@k of the ranking, mnc-seq / collaborative: regret after k picks)")
+        say(f"{'method':<18}{'ft-near mean':>13}{'ft med':>8}{'ft max':>8}{'CI diff':>22}"
+            f"{'regret@1':>10}{'CI diff':>22}{'regret@3':>10}{'CI diff':>22}")
+        for m in [m for m in METHODS if m in ft]:
+            cis = [fmt(x[m].get("diff_to_overall_ci95")) for x in (ft, r1, r3)]
+            say(f"{m:<18}{ft[m]['mean']:>13.2f}{ft[m]['median']:>8.1f}{ft[m]['max']:>8.1f}"
+                f"{cis[0]:>22}{r1[m]['mean']:>10.4f}{cis[1]:>22}{r3[m]['mean']:>10.4f}"
+                f"{cis[2]:>22}")
         goal_ft = ft["mnc-seq"]["mean"] <= 0.5 * ft["overall"]["mean"]
         goal_r3 = r3["mnc-seq"]["mean"] <= 0.7 * r3["overall"]["mean"]
-        print(f"goal ft <= 0.5x Overall: {goal_ft} ({ft['mnc-seq']['mean']:.2f} vs "
+        say(f"goal ft <= 0.5x Overall: {goal_ft} ({ft['mnc-seq']['mean']:.2f} vs "
               f"{0.5 * ft['overall']['mean']:.2f}); goal regret after 3 <= 0.7x Overall's "
               f"regret@3: {goal_r3} ({r3['mnc-seq']['mean']:.4f} vs "
               f"{0.7 * r3['overall']['mean']:.4f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=1, default=float))
+    args.out.with_suffix(".txt").write_text("\n".join(LINES) + "\n")
 
 
 if __name__ == "__main__":

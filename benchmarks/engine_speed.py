@@ -22,6 +22,11 @@ Figures (demo KB, `make_zoo_demo_kb()`: 10 models x 32 datasets):
     every import compiles from source (~4 CPU s of a cold `mnc rank`);
     `rank_cold_bytecode` is the same with bytecode cached (a private
     PYTHONPYCACHEPREFIX, filled by one untimed run), as on an ordinary install;
+  - `next_cold` / `acquire_cold`: `mnc next --budget 5` (the dataset with 2 known
+    scores: the KB's other 8 of that dataset's edges removed) and `mnc acquire --n 10`
+    on that KB, each in a fresh process (issue 13: `mnc next` <= 10 s cold);
+  - `sequential_evaluate`: `mnc evaluate --protocol sequential --budget 5` on the
+    demo KB (issue 13: <= 5 minutes; skipped with --skip-loo, as the LOO);
   - `rank_warm`: in one process, `rank_new_dataset` for one dataset (imports and
     first call paid), then timed for another dataset: a new graph, as a long-running
     Dagster worker or sensor sees.
@@ -132,6 +137,35 @@ def rank_cold(folder: Path, dataset: str, env: dict[str, str] | None = None) -> 
     return figures
 
 
+def next_cold(folder: Path, dataset: str) -> dict:
+    figures, _ = run([MNC, "next", "--kb", str(folder), "--dataset", dataset, "--budget", "5"])
+    return figures
+
+
+def acquire_cold(folder: Path) -> dict:
+    figures, _ = run([MNC, "acquire", "--kb", str(folder), "--n", "10"])
+    return figures
+
+
+def sequential(folder: Path, tmp: Path) -> dict:
+    report = tmp / "sequential.json"
+    figures, _ = run([MNC, "evaluate", "--kb", str(folder), "--protocol", "sequential",
+                      "--budget", "5", "--json", str(report)])
+    mean = json.loads(report.read_text())["methods"]["mnc"]["mean"]
+    figures["quality"] = (f"mnc regret after 3 {mean['regret_after_3']:.3f}, fine-tunings "
+                          f"{mean['fine_tunings_to_near_best']:.2f}")
+    return figures
+
+
+def sparse_copy(kb, dataset: str, folder: Path) -> Path:
+    """The KB with only the first 2 known scores of `dataset` (a decision under way)."""
+    from mnc_core.kb.store import write_kb
+
+    edges = kb.edges
+    drop = edges[edges["dataset"] == dataset].index[2:]
+    return write_kb(type(kb)(**{**kb.__dict__, "edges": edges.drop(index=drop)}), folder)
+
+
 def with_bytecode(prefix: Path) -> dict[str, str]:
     """Environment caching bytecode under `prefix` (leaves the shared venv untouched)."""
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # children inherit os.environ
@@ -166,8 +200,13 @@ def main() -> None:
             "rank, cold, empty cache", lambda: rank_cold(folder, dataset, empty))
         results["rank_cold"] = measure("rank, cold", lambda: rank_cold(folder, dataset))
         results["rank_warm"] = measure("rank, warm (new graph)", lambda: rank_warm(folder))
+        sparse = sparse_copy(kb, dataset, tmp / "kb-sparse")
+        results["next_cold"] = measure("next, cold", lambda: next_cold(sparse, dataset))
+        results["acquire_cold"] = measure("acquire, cold", lambda: acquire_cold(sparse))
         if not args.skip_loo:
             results["loo_evaluate"] = measure("LOO evaluate (full)", lambda: loo(folder, tmp))
+            results["sequential_evaluate"] = measure(
+                "sequential evaluate, budget 5", lambda: sequential(folder, tmp))
         cached = with_bytecode(tmp / "pyc")
         rank_cold(folder, dataset, cached)  # fills the bytecode cache
         results["rank_cold_bytecode"] = measure(
