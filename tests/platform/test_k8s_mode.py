@@ -106,8 +106,10 @@ def test_k8s_mode_uses_dagster_k8s_executor(dagster_k8s: ModuleType,
                                             k8s_defs: dg.Definitions) -> None:
     assert k8s_defs.executor is dagster_k8s.k8s_job_executor
     jobs = {job.name: job for job in k8s_defs.resolve_all_job_defs()}
-    # a new dataset's four short steps run in its run's own pod, by design
+    # a new dataset's four short steps, and the sequential loop's merge + re-rank, run in
+    # their run's own pod, by design
     assert jobs.pop("rank_new_dataset_job").executor_def is dg.in_process_executor
+    assert jobs.pop("update_recommendation_job").executor_def is dg.in_process_executor
     assert "finetune_pair_job" in jobs
     assert all(job.executor_def is dagster_k8s.k8s_job_executor for job in jobs.values())
 
