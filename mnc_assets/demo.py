@@ -5,8 +5,10 @@
 
 Tiny mode builds a zoo of three tiny random-weight pipelines (SD 1.5, SDXL, PixArt)
 and four generated datasets, fine-tunes and scores every pair, builds the knowledge,
-graph and ranker, runs the leave-one-out evaluation, then lands a fifth dataset in the
-landing folder and lets the landing sensor (run by the Dagster daemon) rank it.
+graph, ranker and near-best calibration (so the recommendation carries each model's
+near-best probability and the shortlist), runs the leave-one-out evaluation, then
+lands a fifth dataset in the landing folder and lets the landing sensor (run by the
+Dagster daemon) rank it.
 Knowledge-base mode imports `mnc demo-kb`'s knowledge (the paper's ten zoo models,
 synthetic scores) and produces its full-scale tables. Both end by printing where the
 results are and the one command that opens the UI on them.
@@ -52,8 +54,11 @@ class DemoPlatform:
         checks = [c for c in self.defs.asset_checks or []
                   if any(k.asset_key in wanted for k in c.check_keys)]
         started = time.perf_counter()
+        # Dagster's per-event DEBUG lines would bury the demo's progress: warnings only
+        # (every event is still in the instance, as the UI shows).
         dg.materialize([*assets, *checks], instance=self.instance,
-                       resources=self.defs.resources, partition_key=partition)
+                       resources=self.defs.resources, partition_key=partition,
+                       run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         where = f" [{partition}]" if partition else ""
         _say(f"  {', '.join(keys)}{where}: {time.perf_counter() - started:.1f} s")
 
@@ -82,7 +87,8 @@ def _print_tables(platform: DemoPlatform, dataset: str) -> None:
 
     rows = platform.warehouse.read_table("recommendations", {"dataset": dataset})
     print(f"\nRecommendation for {dataset} (best first):")
-    print(markdown_table(rows[["rank", "model", "goodness", "confidence", "known_score"]]))
+    print(markdown_table(rows[["rank", "model", "goodness", "confidence", "known_score",
+                               "near_best_probability", "in_shortlist"]]))
     latest = platform.warehouse.read(
         "SELECT method, metric, value FROM evaluations WHERE protocol = 'loo' AND level = 'all' "
         "AND run_id = (SELECT run_id FROM evaluations WHERE protocol = 'loo' "
@@ -116,9 +122,10 @@ def run_tiny(root: Path) -> str:
         for dataset in datasets:
             platform.materialize(["lora_checkpoint", "pair_samples", "fid_edge"],
                                  pair_key(model, dataset))
-    _say("knowledge, matching graph, Node2Vec+, ranker; leave-one-out evaluation")
+    _say("knowledge, matching graph, Node2Vec+, ranker, near-best calibration; "
+         "leave-one-out evaluation")
     platform.materialize(["imported_knowledge", "fid_edges", "knowledge_base", "matching_graph",
-                          "node2vec_embeddings", "ranker"])
+                          "node2vec_embeddings", "ranker", "near_best_calibration"])
     platform.materialize(["leave_one_out_evaluation"])
     new = _land_and_wait_for_sensor(platform)
     _print_tables(platform, new)
@@ -179,7 +186,7 @@ def run_kb_only(root: Path) -> str:
         write_kb(make_zoo_demo_kb(seed=0), folder)
     platform = DemoPlatform(env)
     platform.materialize(["imported_knowledge", "fid_edges", "knowledge_base", "matching_graph",
-                          "node2vec_embeddings", "ranker"])
+                          "node2vec_embeddings", "ranker", "near_best_calibration"])
     from mnc_core.kb.store import read_kb
 
     datasets = read_kb(folder).datasets
