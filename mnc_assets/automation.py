@@ -55,16 +55,13 @@ from mnc_assets.partitions import (
 )
 from mnc_assets.selection import matching_graph, node2vec_embeddings, ranker, recommendation
 from mnc_core.ids import InvalidIdError, check_slug
+from mnc_core.paths import IMAGE_EXTENSIONS, METADATA_FILE
 from mnc_resources import DatasetStore, T2ISettings, Warehouse
 
 # A dataset folder in the landing folder is complete once this (empty) file is in it,
 # written after every other file. Without it, a folder counts as complete once its
 # listing has not changed between two sensor ticks.
 READY_MARKER = "_READY"
-# mnc_core.t2i.datasets' names, repeated because that module imports torch (a test keeps
-# them equal): the sensor's checks must not import it.
-METADATA_FILE = "metadata.jsonl"
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LANDING_INTERVAL_SECONDS = 10
 FINETUNE_TOP_K_ENV = "MNC_FINETUNE_TOP_K"
 FINETUNE_MODE_ENV = "MNC_FINETUNE_MODE"

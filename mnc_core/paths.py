@@ -27,6 +27,11 @@ from pathlib import Path
 from mnc_core.ids import check_slug
 
 SAMPLE_VARIANTS = ("lora", "base")
+# A dataset folder (Hugging Face imagefolder): captions in this file, images by suffix.
+# Here rather than in t2i.datasets (which imports torch) so that the landing sensor's
+# checks read the same names without importing torch.
+METADATA_FILE = "metadata.jsonl"
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)

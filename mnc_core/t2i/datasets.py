@@ -40,12 +40,11 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms
 
+from mnc_core.paths import IMAGE_EXTENSIONS, METADATA_FILE
 from mnc_core.textfiles import TextFileError, decode
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "metadata.jsonl"
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 DEFAULT_MIN_PAIRS = 8
 DEFAULT_MIN_SIDE = 32
 DEFAULT_VAL_FRACTION = 0.1
