@@ -94,7 +94,7 @@ def acquire(
             typer.echo(f"{'model':<{width}} {'dataset':<24} {'expected gain':>13} {'known':>5}")
             for row in pairs.itertuples(index=False):
                 typer.echo(f"{row.model:<{width}} {row.dataset:<24} "
-                           f"{row.expected_gain:>13.4f} {row.known:>5d}")
+                           f"{row.expected_gain:>13.4g} {row.known:>5d}")
         if json_path is not None:
             report.write_json({"kb": str(kb), "metric": knowledge.metric, "n": n,
                                "pairs": pairs.to_dict(orient="records")}, json_path)

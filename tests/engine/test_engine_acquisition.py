@@ -32,7 +32,16 @@ def test_gain_by_hand():
     assert gains[["model", "dataset", "known"]].values.tolist() == [["a", "d3", 2]]
     # d1 and d2 weigh 0.9^2 : 0.1^2 after "b beats c"; a lifts d3's best (b) by 0.5
     # in d1 (goodness 1 vs 0.5) and by nothing in d2 (0 vs 0.5)
-    assert gains["expected_gain"].iloc[0] == pytest.approx(0.5 * 0.81 / 0.82, abs=1e-5)
+    assert gains["expected_gain"].iloc[0] == pytest.approx(0.5 * 0.81 / 0.82)
+
+
+def test_no_lift_is_a_zero_gain_and_ties_go_to_the_better_rated_model():
+    # every scenario ranks a > b > c and d3 already knows a: nothing can lift it
+    scores = pd.DataFrame({"a": [3.0, 3.0, 3.0], "b": [2.0, 2.0, np.nan],
+                           "c": [1.0, 1.0, np.nan]}, index=["d1", "d2", "d3"])
+    gains = acq.acquisition_gains(scores, True, _no_epsilon)
+    assert gains["model"].tolist() == ["b", "c"] and (gains["expected_gain"] == 0.0).all()
+    assert gains["mean_goodness"].tolist() == pytest.approx([0.5, 0.0])
 
 
 def test_a_dataset_the_kb_knows_nothing_of_comes_first():
@@ -43,7 +52,7 @@ def test_a_dataset_the_kb_knows_nothing_of_comes_first():
     # d4: the posterior mean goodness over d1, d2, d3 (d3's unknown a counts 0.5):
     # b (0.5 + 0.5 + 1) / 3 is the largest, above d3's 0.49
     assert (first["dataset"], first["model"]) == ("d4", "b")
-    assert first["expected_gain"] == pytest.approx(2 / 3, abs=1e-5)
+    assert first["expected_gain"] == pytest.approx(2 / 3)
     assert len(gains) == 4 and gains["expected_gain"].is_monotonic_decreasing
 
 
@@ -58,7 +67,8 @@ def test_candidates_restrict_the_pairs():
 
 def test_propose_spreads_a_batch_over_datasets():
     gains = pd.DataFrame({"model": ["a", "b", "c", "a"], "dataset": ["x", "x", "x", "y"],
-                          "expected_gain": [0.9, 0.8, 0.7, 0.1], "known": [0, 0, 0, 3]})
+                          "expected_gain": [0.9, 0.8, 0.7, 0.1], "mean_goodness": 0.5,
+                          "known": [0, 0, 0, 3]})
     two = acq.propose(gains, 2)
     assert two[["model", "dataset"]].values.tolist() == [["a", "x"], ["a", "y"]]
     three = acq.propose(gains, 3)  # one dataset runs out: the rest by gain
