@@ -13,7 +13,8 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-_TYPES = {"object": "string", "str": "string", "float64": "float", "int64": "int", "bool": "bool"}
+_TYPES = {"object": "string", "str": "string", "float64": "float", "int64": "int", "bool": "bool",
+          "boolean": "bool", "Int64": "int"}
 
 
 def table_metadata(frame: pd.DataFrame) -> dict[str, object]:

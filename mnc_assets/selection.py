@@ -205,8 +205,9 @@ def recommendation_rows(table: pd.DataFrame, dataset: str, engine: EngineConfig,
         "ranker": engine.ranker, "seed": engine.seed, "run_id": run_id,
         "computed_at": pd.Timestamp.now(),
         "near_best_probability": decision.near_best_probability.to_numpy(dtype=float),
-        "in_shortlist": decision.in_shortlist.to_numpy(),
+        # nullable dtypes (not object arrays): the UI's column schema says bool / int
+        "in_shortlist": pd.array(decision.in_shortlist.to_numpy(), dtype="boolean"),
         "cost_gpu_hours": decision.cost_gpu_hours.to_numpy(dtype=float),
-        "next_order": decision.next_order.to_numpy(),
+        "next_order": pd.array(decision.next_order.to_numpy(), dtype="Int64"),
         "stop": decision.stop,
     })

@@ -145,6 +145,8 @@ def test_a_recommendation_reads_the_stored_calibration(world, target):
         rows["cost_gpu_hours"].sum() - rows.loc[short, "cost_gpu_hours"].sum())
     assert metadata["next_model"].value == rows["rank"].idxmin()
     assert metadata["notes"].value == "none"
+    types = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
+    assert (types["in_shortlist"], types["next_order"], types["stop"]) == ("bool", "int", "bool")
 
 
 def _plant_edge(world: World, model: str, dataset: str) -> None:
