@@ -86,17 +86,25 @@ def brier(probability: np.ndarray, outcome: np.ndarray) -> float:
     return float(np.mean((np.asarray(probability) - np.asarray(outcome)) ** 2))
 
 
-def ece(probability: np.ndarray, outcome: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Expected calibration error: bin-size-weighted |mean probability - frequency|,
-    over `bins` equal-width bins of [0, 1] (1.0 falls in the last bin)."""
+def reliability_curve(probability: np.ndarray, outcome: np.ndarray, bins: int = ECE_BINS
+                      ) -> list[dict]:
+    """Per non-empty bin of `bins` equal-width bins of [0, 1] (1.0 falls in the last):
+    mean probability, observed frequency, count (the points of a reliability diagram;
+    on the diagonal = calibrated; `ece` weighs their gaps)."""
     p, y = np.asarray(probability, float), np.asarray(outcome, float)
     index = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += mask.sum() / len(p) * abs(p[mask].mean() - y[mask].mean())
-    return float(total)
+    return [{"bin": b, "probability": float(p[index == b].mean()),
+             "frequency": float(y[index == b].mean()), "count": int((index == b).sum())}
+            for b in range(bins) if (index == b).any()]
+
+
+def ece(probability: np.ndarray, outcome: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error: bin-size-weighted |mean probability - frequency|,
+    over `bins` equal-width bins of [0, 1] (1.0 falls in the last bin): the gaps of
+    `reliability_curve`'s points, weighted by their counts."""
+    total = len(np.asarray(probability))
+    return float(sum(point["count"] / total * abs(point["probability"] - point["frequency"])
+                     for point in reliability_curve(probability, outcome, bins)))
 
 
 def calibrate(pairs: pd.DataFrame) -> dict:
@@ -118,17 +126,6 @@ def calibrate(pairs: pd.DataFrame) -> dict:
             "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
             "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique()),
             "reliability_curve": reliability_curve(crossed, outcome)}
-
-
-def reliability_curve(probability: np.ndarray, outcome: np.ndarray, bins: int = ECE_BINS
-                      ) -> list[dict]:
-    """Per non-empty bin of `ece`'s binning: mean probability, observed frequency, count
-    (the points of a reliability diagram; on the diagonal = calibrated)."""
-    p, y = np.asarray(probability, float), np.asarray(outcome, float)
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    return [{"bin": b, "probability": float(p[index == b].mean()),
-             "frequency": float(y[index == b].mean()), "count": int((index == b).sum())}
-            for b in range(bins) if (index == b).any()]
 
 
 def calibration_to_json(calibration: dict) -> dict:
