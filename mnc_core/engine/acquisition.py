@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from mnc_core.engine import sequential as seq
-from mnc_core.engine.metrics import oriented
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +101,7 @@ def _gains(others: pd.DataFrame, revealed: pd.Series, higher_is_better: bool,
         flat = pd.Series(0.5, index=others.columns)
         return flat, flat
     scenarios = seq.build_scenarios(others, higher_is_better, epsilon_of)
-    weights = seq.scenario_weights(scenarios, revealed.to_dict(), higher_is_better).to_numpy()
-    filled = scenarios.goodness.fillna(0.5)  # unknown: the middle of the scenario's row
-    mean = pd.Series(weights @ filled.to_numpy(), index=filled.columns)
-    if revealed.empty:
-        return mean, mean
-    best = oriented(revealed.astype(float), higher_is_better).idxmax()
-    lift = np.maximum(0.0, filled.to_numpy() - filled[best].to_numpy()[:, None])
-    return pd.Series(weights @ lift, index=filled.columns), mean
+    return seq.posterior_gains(scenarios, revealed.to_dict(), higher_is_better, gain="ei")
 
 
 def propose(gains: pd.DataFrame, n: int, per_dataset: int | None = None) -> pd.DataFrame:

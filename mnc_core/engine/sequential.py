@@ -142,30 +142,37 @@ def scenario_weights(
     return pd.Series(weights / weights.sum(), index=scenarios.goodness.index)
 
 
+def posterior_gains(
+    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
+    pair_noise: float = PAIR_NOISE, gain: str | None = None,
+) -> tuple[pd.Series, pd.Series]:
+    """Every model's posterior gain (`gain`: "mean", "ei" or "hybrid", default `GAIN`;
+    see the module docstring) and its posterior mean goodness, tried models included."""
+    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise).to_numpy()
+    # An unknown goodness counts as the middle of the row (neither good nor bad).
+    filled = scenarios.goodness.fillna(0.5)
+    tried = [m for m in revealed if m in filled.columns]
+    mode = gain or GAIN
+    if mode == "hybrid":
+        mode = "mean" if len(tried) < EXPLOIT_PICKS else "ei"
+    mean = pd.Series(weights @ filled.to_numpy(), index=filled.columns)
+    if not tried or mode != "ei":
+        return mean, mean
+    truth = oriented(pd.Series({m: float(revealed[m]) for m in tried}), higher_is_better)
+    floor = filled[truth.idxmax()].to_numpy()[:, None]
+    lift = np.maximum(0.0, filled.to_numpy() - floor)
+    return pd.Series(weights @ lift, index=filled.columns), mean
+
+
 def next_scores(
     scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
     pair_noise: float = PAIR_NOISE, gain: str | None = None,
 ) -> pd.Series:
     """Each untried model's posterior expected improvement (higher = fine-tune it sooner)."""
-    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
-    goodness = scenarios.goodness
-    # An unknown goodness counts as the middle of the row (neither good nor bad).
-    filled = goodness.fillna(0.5)
-    tried = [m for m in revealed if m in goodness.columns]
-    mode = gain or GAIN
-    if mode == "hybrid":
-        mode = "mean" if len(tried) < EXPLOIT_PICKS else "ei"
-    if tried and mode == "ei":
-        truth = oriented(pd.Series({m: float(revealed[m]) for m in tried}), higher_is_better)
-        best_tried = truth.idxmax()
-        floor = filled[best_tried].to_numpy()[:, None]
-        gain = np.maximum(0.0, filled.to_numpy() - floor)
-    else:
-        gain = filled.to_numpy()
-    scores = pd.Series(weights.to_numpy() @ gain, index=goodness.columns)
+    value, mean = posterior_gains(scenarios, revealed, higher_is_better, pair_noise, gain)
     # Tie-break by the posterior mean goodness (a tiny share, never above a real gain).
-    scores += 1e-6 * pd.Series(weights.to_numpy() @ filled.to_numpy(), index=goodness.columns)
-    return scores.drop(index=tried)
+    scores = value + 1e-6 * mean
+    return scores.drop(index=[m for m in revealed if m in scores.index])
 
 
 def near_best_probability(
