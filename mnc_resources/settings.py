@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mnc_core.engine import decision_defaults
+
 
 class T2ISettings(dg.ConfigurableResource):
     """How each (model, dataset) pair is fine-tuned, sampled and scored."""
@@ -54,10 +56,8 @@ class T2ISettings(dg.ConfigurableResource):
         )
 
 
-# mnc_core.engine.shortlist.DEFAULT_TARGET and sequential.DEFAULT_STOP_PROBABILITY,
-# repeated so that building the resources imports no engine module (a test keeps them equal).
-DEFAULT_SHORTLIST_TARGET = 0.9
-DEFAULT_STOP_PROBABILITY = 0.9
+DEFAULT_SHORTLIST_TARGET = decision_defaults.SHORTLIST_TARGET
+DEFAULT_STOP_PROBABILITY = decision_defaults.STOP_PROBABILITY
 
 
 class EngineConfig(dg.ConfigurableResource):

@@ -13,6 +13,7 @@ import typer
 
 from mnc_core.cli.common import run_or_exit, seed_option
 from mnc_core.cli.engine_commands import _settings, _setup, read_kb_for_dataset
+from mnc_core.engine import decision_defaults
 
 
 def next_model(
@@ -24,7 +25,7 @@ def next_model(
     stop_probability: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Stop once the tried models reach this "
                             "near-best probability.")
-    ] = 0.9,
+    ] = decision_defaults.STOP_PROBABILITY,
     show: Annotated[int, typer.Option(min=1, help="Candidates printed.")] = 5,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write JSON.")] = None,
     ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",

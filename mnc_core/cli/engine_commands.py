@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from mnc_core.cli.common import run_or_exit, seed_option
+from mnc_core.engine import decision_defaults
 
 DEFAULT_SPARSITY_SEEDS = 3
 
@@ -199,7 +200,7 @@ def rank(
     ] = False,
     probability: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Shortlist: near-best probability to reach.")
-    ] = 0.9,
+    ] = decision_defaults.SHORTLIST_TARGET,
     by_cost: Annotated[
         bool, typer.Option(help="Shortlist ordered by expected gain per GPU hour.")
     ] = False,

@@ -48,11 +48,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mnc_core.engine.decision_defaults import STOP_PROBABILITY
 from mnc_core.engine.metrics import normalised_ranks, oriented
 
 PAIR_NOISE = 0.1  # chance that a scenario orders a pair of revealed models wrongly
 PRIOR_SHARE = 0.5  # the one-shot prediction's share of the prior scenario weight
-DEFAULT_STOP_PROBABILITY = 0.9  # `mnc next` says "stop" once the tried set reaches it
+DEFAULT_STOP_PROBABILITY = STOP_PROBABILITY
 # How the next model is scored: "mean" (posterior mean goodness), "ei" (expected
 # improvement over the best tried) or "hybrid" (mean for the first EXPLOIT_PICKS picks,
 # then ei). TEMPER: each revealed model counts once, not once per pair it is in.

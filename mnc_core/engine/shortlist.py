@@ -30,10 +30,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mnc_core.engine.decision_defaults import SHORTLIST_TARGET
 from mnc_core.engine.decisions import kb_epsilon
 
 ECE_BINS = 10
-DEFAULT_TARGET = 0.9
+DEFAULT_TARGET = SHORTLIST_TARGET
 CALIBRATION_FORMAT = 1  # version of the JSON written by `calibration_to_json`
 
 

@@ -265,11 +265,3 @@ def test_bad_decision_settings_are_refused_by_name(tmp_path, name, value, messag
     with pytest.raises(ValueError) as refused:
         definitions.build_defs(tiny_env(tmp_path, **{name: value}))
     assert f"{name}={value!r} {message}" in str(refused.value)
-
-
-def test_the_engine_defaults_are_the_engines_own():
-    from mnc_core.engine import sequential, shortlist
-    from mnc_resources import settings
-
-    assert settings.DEFAULT_SHORTLIST_TARGET == shortlist.DEFAULT_TARGET
-    assert settings.DEFAULT_STOP_PROBABILITY == sequential.DEFAULT_STOP_PROBABILITY
