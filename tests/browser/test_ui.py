@@ -89,8 +89,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _group_members(pgid: int) -> list[str]:
-    """Live (non-zombie) processes of process group `pgid`, as 'pid cmdline'."""
+def _live_processes() -> list[tuple[int, int, int, str]]:
+    """(pid, parent pid, process group, cmdline) of every live (non-zombie) process."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -101,28 +101,24 @@ def _group_members(pgid: int) -> list[str]:
         except OSError:
             continue
         # the fields after the command name, which may itself hold spaces and parentheses
-        state, _ppid, group = stat.rsplit(")", 1)[1].split()[:3]
-        if int(group) == pgid and state != "Z":
-            found.append(f"{proc.name} {cmdline[:160]}")
+        state, ppid, group = stat.rsplit(")", 1)[1].split()[:3]
+        if state != "Z":
+            found.append((int(proc.name), int(ppid), int(group), cmdline[:160]))
     return found
+
+
+def _group_members(pgid: int) -> list[str]:
+    """Live (non-zombie) processes of process group `pgid`, as 'pid cmdline'."""
+    return [f"{pid} {cmdline}" for pid, _, group, cmdline in _live_processes() if group == pgid]
 
 
 def _descendants(pid: int) -> list[str]:
     """Live descendants of process `pid`, as 'pid cmdline'."""
     children: dict[int, list[int]] = {}
     names: dict[int, str] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if state != "Z":
-            children.setdefault(int(ppid), []).append(int(proc.name))
-            names[int(proc.name)] = cmdline[:160]
+    for child, ppid, _, cmdline in _live_processes():
+        children.setdefault(ppid, []).append(child)
+        names[child] = cmdline
     found, todo = [], list(children.get(pid, []))
     while todo:
         child = todo.pop()
