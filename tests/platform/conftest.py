@@ -61,6 +61,17 @@ class Platform:
         return self.defs.resources["artifacts"].layout
 
 
+def one_pair_world(root: Path) -> tuple[str, dg.Definitions]:
+    """One tiny PixArt pipeline and one 10-image dataset, `shapes-a`, under `root`, and
+    the definitions on them: the smallest world a (model, dataset) pair runs in."""
+    from mnc_core.t2i.synthetic_data import make_synthetic_dataset
+
+    (model,) = build_tiny_zoo(root / "models", ["pixart"])
+    make_synthetic_dataset(root / "datasets" / "shapes-a", "shapes", n_images=10, seed=0,
+                           size=32)
+    return model, definitions.build_defs(tiny_env(root))
+
+
 def materialize_world(platform: Platform) -> None:
     """Every stage in data-flow order (the order a team, or the demo, would run them)."""
     for model in platform.models:

@@ -20,8 +20,7 @@ from mnc_assets.partitions import MODEL, add_datasets, add_models, pair_key
 from mnc_core.kb.demo import make_demo_kb
 from mnc_core.kb.store import write_kb
 from mnc_core.t2i.synthetic_data import make_synthetic_dataset
-from mnc_core.t2i.tiny_world import build_tiny_zoo
-from tests.platform.conftest import tiny_env
+from tests.platform.conftest import one_pair_world, tiny_env
 
 pytestmark = pytest.mark.timeout(900)
 PAIR_ASSETS = ("lora_checkpoint", "pair_samples", "fid_edge")
@@ -110,10 +109,7 @@ def test_a_landed_dataset_is_ranked_by_the_requested_run_and_evaluations_append(
 
 def test_finetune_pair_job_trains_samples_and_scores_one_pair(tmp_path, instance):
     root = tmp_path / "root"
-    (model,) = build_tiny_zoo(root / "models", ["pixart"])
-    make_synthetic_dataset(root / "datasets" / "shapes-a", "shapes", n_images=10, seed=0,
-                           size=32)
-    defs = definitions.build_defs(tiny_env(root))
+    model, defs = one_pair_world(root)
     add_models(instance, [model])
     add_datasets(instance, ["shapes-a"])
     manifest = [a for a in defs.assets if dg.AssetKey("dataset_manifest") in a.keys]

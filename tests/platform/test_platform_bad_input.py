@@ -17,7 +17,7 @@ from mnc_core.kb.demo import make_demo_kb
 from mnc_core.kb.store import write_kb
 from mnc_core.t2i.synthetic_data import make_synthetic_dataset
 from mnc_core.t2i.tiny_world import build_tiny_zoo
-from tests.platform.conftest import Platform, tiny_env
+from tests.platform.conftest import Platform, one_pair_world, tiny_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 KNOWLEDGE = ("imported_knowledge", "fid_edges", "knowledge_base", "matching_graph",
@@ -155,10 +155,7 @@ def test_a_model_missing_a_component_is_named(tmp_path):
 
 def test_a_pair_rematerialised_after_its_data_changed_is_refused(tmp_path, snapshot):
     root = tmp_path / "root"
-    (model,) = build_tiny_zoo(root / "models", ["pixart"])
-    make_synthetic_dataset(root / "datasets" / "shapes-a", "shapes", n_images=10, seed=0,
-                           size=32)
-    defs = definitions.build_defs(tiny_env(root))
+    model, defs = one_pair_world(root)
     with dg.instance_for_test(temp_dir=_home(tmp_path)) as instance:
         add_models(instance, [model])
         add_datasets(instance, ["shapes-a"])
