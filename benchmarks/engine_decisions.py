@@ -2,7 +2,7 @@
 and PARC, over seeds, with paired bootstrap intervals of the difference to Overall.
 
     NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/engine_decisions.py \
-        [--kbs demo,tg,parc] [--seeds 3] [--cache DIR] [--out PATH]
+        [--kbs demo,tg,parc] [--seeds 3] [--cache DIR] [--out PATH] [--prior-share 0.5]
 (default out: benchmarks/results/engine_decisions.json)
 
 Per KB and seed (default settings; the TransferGraph KB is the default import with
@@ -12,8 +12,9 @@ its LoRA runs as auxiliary results, the 8 published targets; results cached unde
   its two ablations (`mnc-features-only`, `mnc-graph-only`) and every baseline
   (`overall`, `initial` where the KB has scores before fine-tuning, `direct`,
   `random` as exact expectations);
-- sequential orders (`mnc_core.engine.sequential`): `mnc-seq` (M&C's leave-one-out
-  goodness as the prior) and `collaborative` (no prior).
+- sequential orders (`mnc_core.engine.sequential`): `mnc-seq` (the Gaussian score
+  posterior of `engine.score_posterior` with M&C's leave-one-out goodness in its
+  prior mean, `--prior-share` of it) and `collaborative` (the rank-scenario baseline).
 Figures: mean fine-tunings to near-best (with median and max over targets), regret@3
 of the one-shot orders and regret after 3 sequential picks, averaged over seeds; the
 95 % paired bootstrap interval (2000 resamples of the targets, seeds pooled per
@@ -43,6 +44,7 @@ from mnc_core.engine.decisions import (  # noqa: E402
 from mnc_core.engine.inputs import BOTH  # noqa: E402
 from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds  # noqa: E402
 from mnc_core.engine.protocols import _folds, leave_one_out  # noqa: E402
+from mnc_core.engine.score_posterior import PRIOR_SHARE  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -103,7 +105,8 @@ def one_shot_rows(kb, name, targets, seed, cache: Path | None) -> dict:
     return cached(cache / f"loo_{name}_{seed}.json" if cache else None, compute)
 
 
-def rows_for(kb, goodness: dict, one_shot: dict) -> dict[str, dict[str, dict]]:
+def rows_for(kb, goodness: dict, one_shot: dict,
+             prior_share: float = PRIOR_SHARE) -> dict[str, dict[str, dict]]:
     hib = kb.higher_is_better
     rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
     rows |= {"mnc-seq": {}, "collaborative": {}}
@@ -114,7 +117,7 @@ def rows_for(kb, goodness: dict, one_shot: dict) -> dict[str, dict[str, dict]]:
         best = truth.max() if hib else truth.min()
         eps = kb_epsilon(kb, best)
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
-                                            prior)
+                                            prior, prior_share=prior_share)
         rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps)
         rows["collaborative"][target] = order_decisions(orders["collaborative"], truth, hib, eps)
         # the prior is the one-shot M&C ranking of leave_one_out (same folds and seed)
@@ -168,6 +171,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--out", type=Path, default=RESULTS / "engine_decisions.json")
+    parser.add_argument("--prior-share", type=float, default=PRIOR_SHARE,
+                        help="M&C's share of the sequential prior mean (a sensitivity check)")
     args = parser.parse_args()
     document = {}
     for name in args.kbs.split(","):
@@ -176,7 +181,7 @@ def main() -> None:
             continue
         kb, targets = load_kb(name)
         per_seed = [rows_for(kb, predictions(kb, name, targets, s, args.cache),
-                             one_shot_rows(kb, name, targets, s, args.cache))
+                             one_shot_rows(kb, name, targets, s, args.cache), args.prior_share)
                     for s in range(args.seeds)]
         summary = summarise(per_seed)
         document[name] = {"seeds": args.seeds, "summary": summary, "per_seed_rows": per_seed}

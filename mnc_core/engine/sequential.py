@@ -5,58 +5,49 @@ looks at its score, then decides what to fine-tune next. Each revealed score is 
 known edge of the new dataset, and the ranking of the models not yet tried is
 updated with it.
 
-The update is a *scenario* model. Every training dataset of the knowledge base is a
-scenario "the new dataset ranks the models as this one does" (its goodness row: one
-minus its normalised rank, 1 = best, NaN = unknown). M&C's one-shot prediction for
-the new dataset is one more scenario, the *prior row*, with `PRIOR_SHARE` of the
-prior weight (the training rows share the rest equally). The revealed scores weigh
-the scenarios by how well they agree with them, as in a Mallows-type model of
-pairwise order: each pair of revealed models is ordered as the scenario orders it
-with probability `1 - PAIR_NOISE`, so a scenario's weight is multiplied by
-`1 - PAIR_NOISE` for each pair it orders right and by `PAIR_NOISE` for each it orders
-wrong (pairs it cannot order, an unknown model or a tie, leave it unchanged).
+M&C's update (`mnc`, `mnc next`) is the Gaussian score posterior of
+`engine.score_posterior`, with M&C's one-shot prediction as its prior mean. This
+module runs the decision: `sequential_order` simulates it (pick, reveal the true
+score, update, pick again), `next_pick` is `mnc next`.
 
-Pairs share models, so they are not independent evidence: the pair log-likelihood
-is scaled by 2 / (r - 1) for r revealed models (each model counts about once).
-
-The next model: for the first `EXPLOIT_PICKS` picks, the untried one with the largest
-posterior mean goodness `sum_j w_j G_j[m]`; after that, the largest posterior
-expected improvement over the best model tried so far, in each scenario's own
-goodness: `sum_j w_j * max(0, G_j[m] - G_j[best tried])`: a model that is good in
-the scenarios where the models tried so far are poor gets picked, not a near-copy
-of the first picks. (Chosen on the evaluation KBs, see docs/engine.md "Sequential
-selection": pure mean-greedy kept the regret after 3 picks low but let the
-fine-tunings to near-best run to 100+ on single datasets; pure expected
-improvement the reverse.)
-
-Stopping: the posterior probability that a model tried so far is near-best (within
-epsilon of the best, as in `decisions`), summed over the scenarios: in a training
-scenario, whether a tried model is within epsilon of that dataset's best; in the
-prior scenario, whether the tried set holds one of the prior's top
-`prior_near_count` models (the training datasets' median number of near-best models).
-
-The *collaborative* baseline is the same model without the prior row: the plain
-"weight the training datasets by how well they agree with the revealed scores"; with
-nothing revealed, its first pick is Overall's (the best mean normalised rank).
+It also holds the *collaborative* baseline, a rank *scenario* model without M&C:
+every training dataset is a scenario "the new dataset ranks the models as this one
+does" (its goodness row: one minus its normalised rank, 1 = best, NaN = unknown),
+equally likely before any reveal. The revealed scores weigh the scenarios by how
+well they agree with them, as in a Mallows-type model of pairwise order: each pair
+of revealed models is ordered as the scenario orders it with probability
+`1 - PAIR_NOISE`, so a scenario's weight is multiplied by `1 - PAIR_NOISE` for each
+pair it orders right and by `PAIR_NOISE` for each it orders wrong (pairs it cannot
+order, an unknown model or a tie, leave it unchanged). Pairs share models, so they
+are not independent evidence: the pair log-likelihood is scaled by 2 / (r - 1) for r
+revealed models (each model counts about once). Its next model: for the first
+`EXPLOIT_PICKS` picks the untried one with the largest posterior mean goodness
+`sum_j w_j G_j[m]` (with nothing revealed: Overall's first pick, the best mean
+normalised rank); after that the largest posterior expected improvement over the
+best model tried so far, in each scenario's own goodness:
+`sum_j w_j * max(0, G_j[m] - G_j[best tried])`. The acquisition policy
+(`engine.acquisition`) uses the same scenario gains, because proposing pairs over a
+whole KB must not cost a fit per dataset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from mnc_core.engine import score_posterior as gaussian
 from mnc_core.engine.decision_defaults import STOP_PROBABILITY
 from mnc_core.engine.metrics import normalised_ranks, oriented
 
 PAIR_NOISE = 0.1  # chance that a scenario orders a pair of revealed models wrongly
-PRIOR_SHARE = 0.5  # the one-shot prediction's share of the prior scenario weight
 DEFAULT_STOP_PROBABILITY = STOP_PROBABILITY
-# How the next model is scored: "mean" (posterior mean goodness), "ei" (expected
-# improvement over the best tried) or "hybrid" (mean for the first EXPLOIT_PICKS picks,
-# then ei). TEMPER: each revealed model counts once, not once per pair it is in.
+# How the collaborative baseline scores the next model: "mean" (posterior mean
+# goodness), "ei" (expected improvement over the best tried) or "hybrid" (mean for the
+# first EXPLOIT_PICKS picks, then ei). TEMPER: each revealed model counts once, not
+# once per pair it is in.
 GAIN = "hybrid"
 TEMPER = True
 EXPLOIT_PICKS = 3
@@ -65,56 +56,30 @@ EXPLOIT_PICKS = 3
 @dataclass(frozen=True)
 class Scenarios:
     """Goodness rows (scenario x model, 1 = best, NaN = unknown), their prior weights
-    and, per row, the models within epsilon of that row's best (None for the prior row)."""
+    and, per row, the models within epsilon of that row's best."""
 
     goodness: pd.DataFrame
     prior: pd.Series
-    near_best: dict[str, frozenset[str] | None]
-    prior_near_count: int
-
-
-def rank_goodness(goodness: pd.Series) -> pd.Series:
-    """A predicted goodness as a scenario row: 1 - its normalised rank (1 = best)."""
-    frame = goodness.astype(float).to_frame().T
-    return 1.0 - normalised_ranks(frame, higher_is_better=True).iloc[0]
+    near_best: dict[str, frozenset[str]]
 
 
 def build_scenarios(
-    train_scores: pd.DataFrame,
-    higher_is_better: bool,
-    epsilon_of,
-    prior_goodness: pd.Series | None = None,
-    prior_share: float = PRIOR_SHARE,
+    train_scores: pd.DataFrame, higher_is_better: bool, epsilon_of: Callable[[float], float]
 ) -> Scenarios:
-    """Scenarios from the training datasets' scores (dataset x model) and, optionally,
-    a one-shot prediction's goodness (the prior row `prior`).
+    """Scenarios from the training datasets' scores (dataset x model), equally likely.
 
     `epsilon_of(best)`: the near-best epsilon of a dataset whose best score is `best`.
     """
     rows = train_scores.dropna(how="all")
     goodness = 1.0 - normalised_ranks(rows, higher_is_better)
-    near: dict[str, frozenset[str] | None] = {}
-    counts = []
+    near: dict[str, frozenset[str]] = {}
     for dataset, scores in rows.iterrows():
         known = oriented(scores.dropna().astype(float), higher_is_better)
         best = known.max()
         raw_best = best if higher_is_better else -best
-        members = frozenset(known.index[known >= best - epsilon_of(raw_best) - 1e-12])
-        near[str(dataset)] = members
-        counts.append(len(members))
-    n_train = len(goodness)
-    prior = pd.Series(1.0, index=goodness.index)
-    if prior_goodness is not None:
-        row = rank_goodness(prior_goodness.reindex(goodness.columns))
-        goodness = pd.concat([goodness, row.rename("prior").to_frame().T])
-        train_weight = (1.0 - prior_share) / max(n_train, 1)
-        prior = pd.Series([train_weight] * n_train + [prior_share], index=goodness.index)
-        near["prior"] = None
-        if n_train == 0:
-            prior[:] = 1.0
-    prior = prior / prior.sum()
-    near_count = int(np.median(counts)) if counts else 1
-    return Scenarios(goodness, prior, near, max(near_count, 1))
+        near[str(dataset)] = frozenset(known.index[known >= best - epsilon_of(raw_best) - 1e-12])
+    prior = pd.Series(1.0 / max(len(goodness), 1), index=goodness.index)
+    return Scenarios(goodness, prior, near)
 
 
 def scenario_weights(
@@ -169,10 +134,10 @@ def next_scores(
     scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
     pair_noise: float = PAIR_NOISE, gain: str | None = None,
 ) -> pd.Series:
-    """Each untried model's posterior expected improvement (higher = fine-tune it sooner)."""
+    """Each untried model's scenario gain (higher = fine-tune it sooner)."""
     value, mean = posterior_gains(scenarios, revealed, higher_is_better, pair_noise, gain)
     # Tie-break by the posterior mean goodness (a tiny share, never above a real gain).
-    scores = value + 1e-6 * mean
+    scores = value + gaussian.TIE_BREAK * mean
     return scores.drop(index=[m for m in revealed if m in scores.index])
 
 
@@ -185,63 +150,7 @@ def near_best_probability(
     if not tried:
         return 0.0
     weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
-    total = 0.0
-    for name, weight in weights.items():
-        members = scenarios.near_best[name]
-        if members is None:  # the prior row: its top `prior_near_count` models
-            row = scenarios.goodness.loc[name].dropna()
-            members = set(row.sort_values(ascending=False).index[: scenarios.prior_near_count])
-        if tried & set(members):
-            total += float(weight)
-    return total
-
-
-def sequential_order(
-    scenarios: Scenarios,
-    truth: pd.Series,
-    higher_is_better: bool,
-    limit: int | None = None,
-    pair_noise: float = PAIR_NOISE,
-    gain: str | None = None,
-) -> list[str]:
-    """Simulate the decision: pick, reveal the true score, update, pick again.
-
-    Candidates are the models with a known true score (`truth`, NaN = unknown); the
-    order holds `limit` picks (default: every candidate, so that fine-tunings to
-    near-best can be counted however late the near-best model comes).
-    """
-    known = truth.dropna().astype(float)
-    candidates = [m for m in scenarios.goodness.columns if m in known.index]
-    candidates += [m for m in known.index if m not in scenarios.goodness.columns]
-    limit = len(candidates) if limit is None else min(limit, len(candidates))
-    revealed: dict[str, float] = {}
-    order: list[str] = []
-    for _ in range(limit):
-        scores = next_scores(scenarios, revealed, higher_is_better, pair_noise, gain)
-        scores = scores.reindex([m for m in candidates if m not in revealed]).fillna(-np.inf)
-        pick = str(scores.index[int(np.argmax(scores.to_numpy()))])
-        order.append(pick)
-        revealed[pick] = float(known[pick])
-    return order
-
-
-def sequential_fold_orders(
-    train_scores: pd.DataFrame,
-    truth: pd.Series,
-    higher_is_better: bool,
-    epsilon_of,
-    prior_goodness: pd.Series | None,
-    limit: int | None = None,
-) -> dict[str, list[str]]:
-    """One fold's simulated orders: `mnc` (prior = M&C's one-shot goodness; absent when
-    `prior_goodness` is None) and `collaborative` (no prior row)."""
-    out = {}
-    if prior_goodness is not None:
-        scenarios = build_scenarios(train_scores, higher_is_better, epsilon_of, prior_goodness)
-        out["mnc"] = sequential_order(scenarios, truth, higher_is_better, limit)
-    plain = build_scenarios(train_scores, higher_is_better, epsilon_of)
-    out["collaborative"] = sequential_order(plain, truth, higher_is_better, limit)
-    return out
+    return float(sum(w for name, w in weights.items() if tried & scenarios.near_best[name]))
 
 
 def model_near_best_probability(
@@ -253,11 +162,60 @@ def model_near_best_probability(
     weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
     out = pd.Series(0.0, index=scenarios.goodness.columns)
     for name, weight in weights.items():
-        members = scenarios.near_best[name]
-        if members is None:
-            row = scenarios.goodness.loc[name].dropna()
-            members = row.sort_values(ascending=False).index[: scenarios.prior_near_count]
-        out[list(members)] += float(weight)
+        out[list(scenarios.near_best[name])] += float(weight)
+    return out
+
+
+NextScores = Callable[[Mapping[str, float]], pd.Series]  # revealed -> untried model scores
+
+
+def sequential_order(
+    next_of: NextScores, models: list[str], truth: pd.Series, limit: int | None = None
+) -> list[str]:
+    """Simulate the decision: pick, reveal the true score, update, pick again.
+
+    `next_of(revealed)` scores the untried models (higher = sooner); `models`: the
+    models it knows. Candidates are the models with a known true score (`truth`, NaN =
+    unknown; those it does not know come last); the order holds `limit` picks
+    (default: every candidate, so that fine-tunings to near-best can be counted
+    however late the near-best model comes).
+    """
+    known = truth.dropna().astype(float)
+    candidates = [m for m in models if m in known.index]
+    candidates += [m for m in known.index if m not in models]
+    limit = len(candidates) if limit is None else min(limit, len(candidates))
+    revealed: dict[str, float] = {}
+    order: list[str] = []
+    for _ in range(limit):
+        scores = next_of(revealed)
+        scores = scores.reindex([m for m in candidates if m not in revealed]).fillna(-np.inf)
+        pick = str(scores.index[int(np.argmax(scores.to_numpy()))])
+        order.append(pick)
+        revealed[pick] = float(known[pick])
+    return order
+
+
+def sequential_fold_orders(
+    train_scores: pd.DataFrame,
+    truth: pd.Series,
+    higher_is_better: bool,
+    epsilon_of: Callable[[float], float],
+    prior_goodness: pd.Series | None,
+    limit: int | None = None,
+    prior_share: float = gaussian.PRIOR_SHARE,
+) -> dict[str, list[str]]:
+    """One fold's simulated orders: `mnc` (the Gaussian update with M&C's one-shot
+    goodness as its prior; absent when `prior_goodness` is None) and `collaborative`."""
+    out = {}
+    if prior_goodness is not None:
+        post = gaussian.build_posterior(
+            train_scores, higher_is_better, epsilon_of, prior_goodness, prior_share)
+        out["mnc"] = sequential_order(
+            lambda revealed: gaussian.next_scores(post, revealed), post.models, truth, limit)
+    plain = build_scenarios(train_scores, higher_is_better, epsilon_of)
+    out["collaborative"] = sequential_order(
+        lambda revealed: next_scores(plain, revealed, higher_is_better),
+        list(plain.goodness.columns), truth, limit)
     return out
 
 
@@ -284,15 +242,14 @@ def next_pick(
         table = rank_new_dataset(kb, dataset, settings, seed)
     fold = Fold(key="next", target=dataset, known_edges=kb.edges)
     revealed = fold.target_edges().set_index("model")["score"].dropna().astype(float)
-    scenarios = build_scenarios(
+    post = gaussian.build_posterior(
         fold_train_scores(kb, fold), kb.higher_is_better,
         lambda best: kb_epsilon(kb, best), table["goodness"],
     )
     tried = revealed.to_dict()
-    scores = next_scores(scenarios, tried, kb.higher_is_better)
-    probability = model_near_best_probability(scenarios, tried, kb.higher_is_better)
+    scores = gaussian.next_scores(post, tried)
+    probability, reached = gaussian.near_best(post, tried)
     candidates = scores.sort_values(ascending=False, kind="stable")
-    reached = near_best_probability(scenarios, tried, kb.higher_is_better)
     reasons = []
     if tried and reached >= stop_probability:
         reasons.append(f"near-best probability of the tried models {reached:.2f} "

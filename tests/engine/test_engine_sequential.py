@@ -1,4 +1,5 @@
-"""Sequential selection: the scenario update by hand, the protocol on a small KB, and
+"""Sequential selection: the collaborative scenario update by hand, the simulated
+order, the protocol on a small KB, and
 `mnc next` / `mnc evaluate --protocol sequential` end to end."""
 
 from __future__ import annotations
@@ -39,13 +40,24 @@ def test_scenarios_by_hand():
     assert probability.to_dict() == {"a": 0.5, "b": 0.0, "c": 0.5}
 
 
-def test_prior_row_leads_the_first_pick_and_the_truth_takes_over():
-    prior = pd.Series({"a": 0.0, "b": 1.0, "c": 0.5})  # the one-shot prediction: b first
-    scenarios = seq.build_scenarios(TRAIN, True, _no_epsilon, prior, prior_share=0.9)
-    truth = pd.Series({"a": 0.2, "b": 0.5, "c": 0.9})
-    order = seq.sequential_order(scenarios, truth, True)
-    assert order[0] == "b" and sorted(order) == ["a", "b", "c"]
-    assert order[1] == "c"  # b beat a? unknown yet; after b the mean favours c over a
+def test_collaborative_order_follows_the_agreeing_scenario():
+    train = pd.DataFrame({"a": [4.0, 1.0], "b": [3.0, 2.0], "c": [2.0, 3.0], "d": [1.0, 4.0]},
+                         index=["d1", "d2"])
+    scenarios = seq.build_scenarios(train, True, _no_epsilon)
+    truth = pd.Series({"a": 0.1, "b": 0.5, "c": 0.7, "d": 0.9})  # ranks as d2 does
+    order = seq.sequential_order(
+        lambda revealed: seq.next_scores(scenarios, revealed, True), list(train.columns), truth)
+    # every mean goodness ties before two models are revealed (zoo order breaks ties);
+    # "b beats a" then favours d2, whose best is d
+    assert order == ["a", "b", "d", "c"]
+
+
+def test_sequential_order_puts_models_it_does_not_know_last():
+    truth = pd.Series({"a": 0.2, "z": 0.9, "b": 0.5})
+    order = seq.sequential_order(
+        lambda revealed: pd.Series({"a": 1.0, "b": 2.0}).drop(list(revealed), errors="ignore"),
+        ["a", "b"], truth, limit=3)
+    assert order == ["b", "a", "z"]
 
 
 def test_sequential_protocol_on_a_small_kb(small_kb, fast_settings):

@@ -1,0 +1,173 @@
+"""M&C's sequential update: a Gaussian posterior of the new dataset's scores.
+
+Once the team has fine-tuned some models on the new dataset, their scores say more
+than their order: a model whose scores rise and fall with a revealed model's across
+the training datasets is likely to do on the new dataset what that model did.
+
+The model (multi-task Gaussian conditioning, as in collaborative hyper-parameter
+search):
+- each training dataset's scores (oriented, higher = better) standardised to z-scores
+  is one draw of a dataset's score vector over the models; the models' covariance
+  across datasets is estimated with Ledoit-Wolf shrinkage (scikit-learn's standard
+  estimator for few samples, here datasets, against many variables, here models);
+- the new dataset's scores, divided by the training datasets' median spread, are such
+  a vector plus a level of its own (a constant with the broad prior variance
+  `LEVEL_VARIANCE`: how hard the dataset is is unknown) plus the nugget `NUGGET`
+  (seed-to-seed noise of a fine-tuning score);
+- the prior mean is M&C's one-shot ranking read on the training datasets' scale (the
+  r-th ranked model gets the mean z-score of the r-th best model of the training
+  datasets), mixed with `PRIOR_SHARE` against each model's mean z-score (the
+  Overall baseline's view), so neither a bad prediction nor a bad average dominates.
+
+Revealed scores condition the Gaussian (kriging). The first pick is the largest prior
+mean; every later pick the largest expected improvement over the best score so far
+(the standard Bayesian-optimisation rule: a model that is likely good, or uncertain
+where the tried ones were poor, comes next). Near-best probabilities (within the
+decision epsilon of the dataset's best, as in `decisions`) are Monte Carlo over the
+joint posterior of the untried models, with the tried scores fixed (Laplace's rule:
+never exactly 0 or 1).
+
+Measured against the earlier rank-scenario update in docs/engine.md "Sequential
+selection" (benchmarks/engine_decisions.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from mnc_core.engine.metrics import oriented
+
+PRIOR_SHARE = 0.5  # M&C's ranking's share of the prior mean (the rest: mean z-scores)
+LEVEL_VARIANCE = 10.0  # prior variance of the new dataset's level, in z units
+NUGGET = 0.05  # noise variance of one revealed score, in z units
+SAMPLES = 2000  # Monte Carlo draws for the near-best probabilities
+TIE_BREAK = 1e-6  # share of the posterior mean added to a pick's score to break ties
+
+
+@dataclass(frozen=True)
+class ScorePosterior:
+    """The prior of the new dataset's scores (z units: raw oriented score / `scale`)."""
+
+    models: list[str]
+    mean: np.ndarray
+    cov: np.ndarray
+    scale: float
+    higher_is_better: bool
+    epsilon_of: Callable[[float], float]
+    typical_best: float  # median raw best of the training datasets (epsilon before any reveal)
+
+
+def build_posterior(
+    train_scores: pd.DataFrame,
+    higher_is_better: bool,
+    epsilon_of: Callable[[float], float],
+    prior_goodness: pd.Series,
+    prior_share: float = PRIOR_SHARE,
+) -> ScorePosterior:
+    """The prior from the training datasets' scores (dataset x model, NaN = unknown)
+    and M&C's one-shot goodness of each model (higher = better).
+
+    `epsilon_of(best)`: the near-best epsilon of a dataset whose best raw score is `best`.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    models = list(dict.fromkeys([*map(str, prior_goodness.index), *map(str, train_scores.columns)]))
+    scores = oriented(train_scores.T, higher_is_better).T.astype(float).reindex(columns=models)
+    spread = scores.std(axis=1)
+    usable = (scores.notna().sum(axis=1) >= 2) & (spread > 0)
+    scores, spread = scores[usable], spread[usable]
+    if scores.empty:  # nothing to learn a scale or covariance from
+        covariance, average, profile = np.eye(len(models)), np.zeros(len(models)), None
+        scale, typical_best = 1.0, float("nan")
+    else:
+        z = scores.sub(scores.mean(axis=1), axis=0).div(spread, axis=0)
+        average = z.mean().fillna(0.0)
+        filled = z.fillna(average).to_numpy()
+        covariance = LedoitWolf().fit(filled).covariance_ if len(z) > 1 else np.eye(len(models))
+        average, profile = average.to_numpy(), _rank_profile(z.to_numpy())
+        scale = float(spread.median())
+        raw_best = scores.max(axis=1) * (1 if higher_is_better else -1)
+        typical_best = float(raw_best.median())
+    mean = average
+    if profile is not None:
+        goodness = prior_goodness.astype(float).reindex(models)
+        ranks = goodness.rank(ascending=False, method="first", na_option="bottom")
+        position = np.minimum(ranks.to_numpy().astype(int) - 1, len(profile) - 1)
+        mean = prior_share * profile[position] + (1.0 - prior_share) * average
+    cov = covariance + LEVEL_VARIANCE + NUGGET * np.eye(len(models))
+    return ScorePosterior(models, mean, cov, scale, higher_is_better, epsilon_of, typical_best)
+
+
+def _rank_profile(z: np.ndarray) -> np.ndarray:
+    """The mean z-score of the r-th best model over the rows (r = 0, 1, ...), over the
+    rows that have an r-th model."""
+    rows = [np.sort(row[~np.isnan(row)])[::-1] for row in z]
+    length = max(len(row) for row in rows)
+    return np.array([np.mean([row[r] for row in rows if r < len(row)]) for r in range(length)])
+
+
+def _revealed_z(post: ScorePosterior, revealed: Mapping[str, float]) -> pd.Series:
+    known = pd.Series({m: float(v) for m, v in revealed.items() if m in post.models}, dtype=float)
+    return oriented(known, post.higher_is_better) / post.scale
+
+
+def conditioned(
+    post: ScorePosterior, revealed: Mapping[str, float]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The untried models, their posterior mean and covariance (z units) given the
+    revealed raw scores (model -> score; models outside the posterior are ignored)."""
+    y = _revealed_z(post, revealed)
+    index = {m: i for i, m in enumerate(post.models)}
+    rest = [i for m, i in index.items() if m not in y.index]
+    if y.empty:
+        return [post.models[i] for i in rest], post.mean[rest], post.cov[np.ix_(rest, rest)]
+    seen = [index[m] for m in y.index]
+    gain = np.linalg.solve(post.cov[np.ix_(seen, seen)], post.cov[np.ix_(seen, rest)])
+    mean = post.mean[rest] + gain.T @ (y.to_numpy() - post.mean[seen])
+    cov = post.cov[np.ix_(rest, rest)] - post.cov[np.ix_(rest, seen)] @ gain
+    return [post.models[i] for i in rest], mean, (cov + cov.T) / 2
+
+
+def next_scores(post: ScorePosterior, revealed: Mapping[str, float]) -> pd.Series:
+    """Each untried model's score for the next pick (higher = fine-tune it sooner): the
+    prior mean before any reveal, then the expected improvement over the best so far."""
+    models, mean, cov = conditioned(post, revealed)
+    y = _revealed_z(post, revealed)
+    if y.empty:
+        return pd.Series(mean, index=models)
+    sd = np.sqrt(np.maximum(np.diag(cov), 1e-12))
+    lift = (mean - y.max()) / sd
+    improvement = (mean - y.max()) * norm.cdf(lift) + sd * norm.pdf(lift)
+    return pd.Series(improvement + TIE_BREAK * mean, index=models)
+
+
+def near_best(
+    post: ScorePosterior, revealed: Mapping[str, float], samples: int = SAMPLES, seed: int = 0
+) -> tuple[pd.Series, float]:
+    """Each model's posterior probability of being within epsilon of the new dataset's
+    best (tried models included), and the probability that a tried model is (0 when
+    none is tried). Monte Carlo with a fixed seed, so a call is reproducible."""
+    models, mean, cov = conditioned(post, revealed)
+    y = _revealed_z(post, revealed)
+    draws = np.empty((samples, 0))  # every model tried: nothing to draw
+    if models:
+        draws = np.random.default_rng(seed).multivariate_normal(mean, cov, samples, method="eigh")
+    values = np.hstack([draws, np.tile(y.to_numpy(), (samples, 1))])
+    sign = 1.0 if post.higher_is_better else -1.0
+    raw_best = float(y.max()) * post.scale * sign if len(y) else post.typical_best
+    epsilon = 0.0 if np.isnan(raw_best) else post.epsilon_of(raw_best) / post.scale
+    near = values >= values.max(axis=1, keepdims=True) - epsilon
+    probability = pd.Series(_share(near.sum(axis=0), samples), index=[*models, *y.index])
+    tried = float(_share(near[:, len(models):].any(axis=1).sum(), samples)) if len(y) else 0.0
+    return probability.reindex(post.models), tried
+
+
+def _share(hits, samples: int):
+    """A Monte Carlo probability by Laplace's rule, (k + 1) / (n + 2): finitely many
+    draws never claim certainty (a stop probability of 1 means "never stop early")."""
+    return (np.asarray(hits, dtype=float) + 1.0) / (samples + 2.0)

@@ -1,0 +1,101 @@
+"""M&C's sequential update (`engine.score_posterior`): what the prior says before any
+reveal, how a revealed score moves the models that co-vary with it, the expected
+improvement rule, the near-best probabilities and the orientation of FID-like KBs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mnc_core.engine import score_posterior as sp
+from mnc_core.engine import sequential as seq
+
+RNG = np.random.default_rng(0)
+# Twelve training datasets: models a and b rise and fall together, c the other way,
+# d is flat in the middle (accuracy, higher is better).
+SWING = RNG.normal(size=12)
+TRAIN = pd.DataFrame({
+    "a": 0.6 + 0.1 * SWING + RNG.normal(scale=0.01, size=12),
+    "b": 0.6 + 0.1 * SWING + RNG.normal(scale=0.01, size=12),
+    "c": 0.6 - 0.1 * SWING + RNG.normal(scale=0.01, size=12),
+    "d": 0.6 + RNG.normal(scale=0.01, size=12),
+}, index=[f"t{k}" for k in range(12)])
+PRIOR = pd.Series({"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.9})  # M&C: d first
+
+
+def _epsilon(best):
+    return 0.005
+
+
+def _posterior(train=TRAIN, prior=PRIOR, higher_is_better=True, share=sp.PRIOR_SHARE):
+    return sp.build_posterior(train, higher_is_better, _epsilon, prior, share)
+
+
+def test_first_pick_is_the_prior_mean_and_the_share_mixes_in_the_mean_z_scores():
+    assert sp.next_scores(_posterior(share=1.0), {}).idxmax() == "d"
+    flat = sp.next_scores(_posterior(share=0.0), {})  # each model's mean z-score only
+    z = TRAIN.sub(TRAIN.mean(axis=1), axis=0).div(TRAIN.std(axis=1), axis=0)
+    assert flat.idxmax() == z.mean().idxmax()
+
+
+def test_a_revealed_score_moves_the_models_that_vary_with_it():
+    post = _posterior()
+    # One reveal mostly tells the new dataset's level; two tell how a does against d.
+    for value, riser, sinker in ((0.9, "b", "c"), (0.3, "c", "b")):  # a above / below d
+        models, mean, cov = sp.conditioned(post, {"d": 0.6, "a": value})
+        after = pd.Series(mean, index=models)
+        assert models == ["b", "c"]
+        assert after[riser] > after[sinker] + 1.0  # in z units: a clear call
+        assert np.all(np.diag(cov) < np.diag(post.cov)[1:3])  # a reveal never adds doubt
+
+
+def test_the_next_pick_after_a_poor_first_one_is_the_model_that_varies_the_other_way():
+    truth = pd.Series({"a": 0.3, "b": 0.31, "c": 0.9, "d": 0.6})
+    post = _posterior(share=1.0)
+    order = seq.sequential_order(lambda r: sp.next_scores(post, r), post.models, truth)
+    assert order[0] == "d"  # the prior's top
+    assert sorted(order) == ["a", "b", "c", "d"]
+    scores = sp.next_scores(post, {"d": 0.6, "a": 0.3})
+    assert scores.idxmax() == "c" and scores["c"] > 10 * scores["b"]
+
+
+def test_near_best_probabilities():
+    post = _posterior()
+    probability, tried = sp.near_best(post, {})
+    assert tried == 0.0 and list(probability.index) == post.models
+    assert probability.between(0, 1, inclusive="neither").all()
+    assert probability.sum() >= 1.0  # at least one near-best model per draw
+    far_ahead = {"d": 0.6, "a": 5.0}  # a far above d: above anything plausible
+    probability, tried = sp.near_best(post, far_ahead)
+    assert tried > 0.999 and probability["a"] > 0.999
+    assert tried < 1.0  # finitely many draws never claim certainty
+    assert probability.drop("a").max() < 0.01
+    again, _ = sp.near_best(post, far_ahead)
+    assert again.equals(probability)  # a fixed seed: reproducible
+
+
+def test_every_model_tried():
+    post = _posterior()
+    everything = {"a": 0.5, "b": 0.7, "c": 0.6, "d": 0.6}
+    assert sp.next_scores(post, everything).empty
+    probability, tried = sp.near_best(post, everything)
+    assert tried > 0.999  # the best tried is the best
+    assert probability["b"] > 0.999 and probability["a"] < 0.001
+
+
+def test_lower_is_better_is_the_mirror_of_higher_is_better():
+    up = _posterior(train=TRAIN, higher_is_better=True)
+    down = _posterior(train=-TRAIN, higher_is_better=False)
+    assert np.allclose(up.mean, down.mean) and np.allclose(up.cov, down.cov)
+    a = sp.next_scores(up, {"d": 0.6, "a": 0.3})
+    b = sp.next_scores(down, {"d": -0.6, "a": -0.3})
+    assert np.allclose(a.to_numpy(), b.to_numpy())
+
+
+def test_no_usable_training_dataset_falls_back_to_the_prior_order():
+    train = pd.DataFrame({"a": [1.0], "b": [np.nan]}, index=["only"])  # one score: no spread
+    post = sp.build_posterior(train, True, _epsilon, pd.Series({"a": 0.2, "b": 0.8}))
+    assert post.scale == 1.0
+    assert sp.next_scores(post, {}).idxmax() in {"a", "b"}
+    models, mean, _ = sp.conditioned(post, {"b": 0.5})
+    assert models == ["a"] and np.isfinite(mean).all()
