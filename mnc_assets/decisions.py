@@ -93,7 +93,7 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
     edges, the sequential update (`mnc next`) over the same ranking `table`.
 
     Without known edges the untried order is the ranking itself; with them the revealed
-    scores weigh the scenarios and reorder the untried models, and `stop` says whether
+    scores condition the score posterior and reorder the untried models, and `stop` says whether
     the tried models are near-best with probability >= `engine.stop_probability`.
     """
     from mnc_core.engine.sequential import next_pick
