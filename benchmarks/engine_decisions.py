@@ -40,6 +40,7 @@ from mnc_core.engine.decisions import (  # noqa: E402
     kb_epsilon,
     order_decisions,
     order_of,
+    target_terms,
 )
 from mnc_core.engine.inputs import BOTH  # noqa: E402
 from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds  # noqa: E402
@@ -114,8 +115,7 @@ def rows_for(kb, goodness: dict, one_shot: dict,
         fold = Fold(key=target, target=target, known_edges=kb.edges)
         train = fold_train_scores(kb, fold)
         truth = fold.target_edges().set_index("model")["score"]
-        best = truth.max() if hib else truth.min()
-        eps = kb_epsilon(kb, best)
+        eps, _ = target_terms(kb, target, truth)
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
                                             prior, prior_share=prior_share)
         rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps)

@@ -154,7 +154,7 @@ def evaluate_knowledge(kb, acquired: pd.DataFrame, targets: Sequence[str], metho
     and their per-dataset values.
     """
     from mnc_core.engine.baselines import overall_goodness
-    from mnc_core.engine.decisions import decision_metrics, edge_costs, kb_epsilon
+    from mnc_core.engine.decisions import decision_metrics, target_terms
     from mnc_core.engine.inputs import BOTH
     from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds
 
@@ -176,9 +176,8 @@ def evaluate_knowledge(kb, acquired: pd.DataFrame, targets: Sequence[str], metho
     per_dataset = {}
     for fold in folds:
         truth = fold.target_edges().set_index("model")["score"].dropna().astype(float)
-        best = truth.max() if kb.higher_is_better else truth.min()
-        row = decision_metrics(goodness[fold.key], truth, kb.higher_is_better,
-                               kb_epsilon(kb, best), edge_costs(kb.edges, fold.target))
+        epsilon, costs = target_terms(kb, fold.target, truth)
+        row = decision_metrics(goodness[fold.key], truth, kb.higher_is_better, epsilon, costs)
         per_dataset[fold.target] = {"regret@1": row["regret@1"],
                                     "fine_tunings_to_near_best": row["fine_tunings_to_near_best"]}
     mean = {k: float(np.mean([r[k] for r in per_dataset.values()])) if per_dataset else None

@@ -251,3 +251,14 @@ def edge_costs(edges: pd.DataFrame, dataset: str) -> pd.Series | None:
         return None
     rows = edges[edges["dataset"] == dataset]
     return rows.set_index("model")["cost"].astype(float)
+
+
+def target_terms(kb, dataset: str, truth: pd.Series) -> tuple[float, pd.Series | None]:
+    """What judging a decision on `dataset` needs besides its order: the near-best
+    epsilon of its best known true score (`truth`: model -> score, NaN = unknown; 0
+    when none is known) and its GPU-hour costs (None without costs)."""
+    known = truth.dropna().astype(float)
+    epsilon = 0.0
+    if not known.empty:
+        epsilon = kb_epsilon(kb, known.max() if kb.higher_is_better else known.min())
+    return epsilon, edge_costs(kb.edges, dataset)

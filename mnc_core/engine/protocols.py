@@ -24,7 +24,6 @@ import pandas as pd
 from mnc_core.engine import baselines
 from mnc_core.engine.decisions import (
     decision_metrics,
-    edge_costs,
     empty_decisions,
     kb_epsilon,
     mean_decisions,
@@ -32,6 +31,7 @@ from mnc_core.engine.decisions import (
     order_of,
     random_decision_metrics,
     summary_row,
+    target_terms,
 )
 from mnc_core.engine.inputs import BOTH, FEATURES_ONLY, GRAPH_ONLY, InputGroups
 from mnc_core.engine.metrics import (
@@ -265,10 +265,7 @@ class _Judge:
 
     def __init__(self, kb: KnowledgeBase, fold: Fold, truth: pd.Series, reference: str):
         self.kb, self.truth, self.reference = kb, truth, reference
-        known = truth.dropna()
-        best = oriented_best(known, kb.higher_is_better)
-        self.epsilon = kb_epsilon(kb, best) if best is not None else 0.0
-        self.costs = edge_costs(kb.edges, fold.target)
+        self.epsilon, self.costs = target_terms(kb, fold.target, truth)
 
     def row(self, goodness: pd.Series | None) -> MetricRow:
         if goodness is None:
@@ -284,14 +281,6 @@ class _Judge:
         return random_decision_metrics(
             self.truth, self.kb.higher_is_better, self.epsilon, self.costs
         )
-
-
-def oriented_best(scores: pd.Series, higher_is_better: bool) -> float | None:
-    """The best of the known scores in the KB's direction (None when none is known)."""
-    known = scores.dropna()
-    if known.empty:
-        return None
-    return float(known.max() if higher_is_better else known.min())
 
 
 def _baseline_rows(
