@@ -428,21 +428,23 @@ def _recommended(warehouse: Warehouse, dataset: str):
         "WHERE dataset = ? ORDER BY rank", [dataset])
 
 
-def _zoo_untried(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
-                 models: Iterable[str]) -> list[str]:
-    """`models` (in order) that are zoo models (imported-only ones have no pipeline here)
-    without a computed edge on `dataset`."""
-    zoo, done = set(instance.get_dynamic_partitions(MODEL)), computed_pairs(warehouse)
-    return [m for m in models if m in zoo and (m, dataset) not in done]
+def _in_zoo(instance: dg.DagsterInstance, models: Iterable[str]) -> list[str]:
+    """`models` (in order) that are zoo models (imported-only ones have no pipeline here)."""
+    zoo = set(instance.get_dynamic_partitions(MODEL))
+    return [m for m in models if m in zoo]
+
+
+def _untried(warehouse: Warehouse, dataset: str, models: Iterable[str]) -> list[str]:
+    """`models` (in order) without a computed edge on `dataset`."""
+    done = computed_pairs(warehouse)
+    return [m for m in models if (m, dataset) not in done]
 
 
 def top_k_pairs(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
                 k: int) -> list[dg.MultiPartitionKey]:
     """The dataset's k best recommended zoo models that have no computed edge yet."""
-    rows = _recommended(warehouse, dataset)["model"]
-    zoo, done = set(instance.get_dynamic_partitions(MODEL)), computed_pairs(warehouse)
-    best = [m for m in rows if m in zoo][:k]  # imported-only models have no pipeline here
-    return [pair_key(m, dataset) for m in best if (m, dataset) not in done]
+    best = _in_zoo(instance, _recommended(warehouse, dataset)["model"])[:k]
+    return [pair_key(m, dataset) for m in _untried(warehouse, dataset, best)]
 
 
 def shortlist_pairs(instance: dg.DagsterInstance, warehouse: Warehouse, dataset: str,
@@ -452,8 +454,8 @@ def shortlist_pairs(instance: dg.DagsterInstance, warehouse: Warehouse, dataset:
     rows = _recommended(warehouse, dataset)
     if rows.empty or rows["in_shortlist"].isna().all():
         return [], f"{dataset}: no shortlist (no near_best_calibration when it was ranked)"
-    chosen = _zoo_untried(instance, warehouse, dataset,
-                          rows.loc[rows["in_shortlist"].fillna(False).astype(bool), "model"])
+    shortlisted = rows.loc[rows["in_shortlist"].fillna(False).astype(bool), "model"]
+    chosen = _untried(warehouse, dataset, _in_zoo(instance, shortlisted))
     return [pair_key(m, dataset) for m in (chosen[:cap] if cap else chosen)], None
 
 
@@ -470,7 +472,7 @@ def sequential_pair(instance: dg.DagsterInstance, warehouse: Warehouse, dataset:
     if cap and measured >= cap:
         return [], f"{dataset}: {measured} fine-tuning(s) measured, {FINETUNE_TOP_K_ENV}={cap}"
     ordered = rows.dropna(subset=["next_order"]).sort_values("next_order")["model"]
-    untried = _zoo_untried(instance, warehouse, dataset, ordered)
+    untried = _untried(warehouse, dataset, _in_zoo(instance, ordered))
     if not untried:
         return [], f"{dataset}: no untried zoo model left"
     return [pair_key(untried[0], dataset)], None
