@@ -53,10 +53,12 @@ def next_model(
         typer.echo("stop: " + ("yes (" + "; ".join(result["stop_reasons"]) + ")"
                                if result["stop"] else "no"))
         width = max([30, *(len(c["model"]) for c in result["candidates"][:show])])
-        typer.echo(f"{'model':<{width}} {'score':>9} {'P(near-best)':>12}")
+        typer.echo(f"{'model':<{width}} {'P(near-best)':>12} {'expected ' + knowledge.metric:>24}")
         for row in result["candidates"][:show]:
-            typer.echo(f"{row['model']:<{width}} {row['score']:>9.4f} "
-                       f"{row['near_best_probability']:>12.2f}")
+            expected = ("-" if row["expected_score"] is None else
+                        f"{row['expected_score']:.4g} +- {row['expected_score_sd']:.2g}")
+            typer.echo(f"{row['model']:<{width}} {row['near_best_probability']:>12.2f} "
+                       f"{expected:>24}")
         if json_path is not None:
             report.write_json({"kb": str(kb), "metric": knowledge.metric,
                                "higher_is_better": knowledge.higher_is_better,

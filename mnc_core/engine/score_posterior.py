@@ -133,6 +133,18 @@ def conditioned(
     return [post.models[i] for i in rest], mean, (cov + cov.T) / 2
 
 
+def expected_scores(post: ScorePosterior, revealed: Mapping[str, float]) -> pd.DataFrame:
+    """Each untried model's posterior mean and standard deviation in the KB's own score
+    unit (columns `expected_score`, `expected_score_sd`); NaN before any reveal, when
+    the new dataset's level is unknown and only the order means something."""
+    models, mean, cov = conditioned(post, revealed)
+    sign = 1.0 if post.higher_is_better else -1.0
+    frame = pd.DataFrame({"expected_score": sign * post.scale * mean,
+                          "expected_score_sd": post.scale * np.sqrt(np.maximum(np.diag(cov), 0))},
+                         index=models)
+    return frame if len(_revealed_z(post, revealed)) else frame * np.nan
+
+
 def next_scores(post: ScorePosterior, revealed: Mapping[str, float]) -> pd.Series:
     """Each untried model's score for the next pick (higher = fine-tune it sooner): the
     prior mean before any reveal, then the expected improvement over the best so far."""

@@ -229,7 +229,9 @@ def next_pick(
     the prior; the dataset's known edges are the revealed scores. Returns the tried
     models, the candidates best first with their score and near-best probability, the
     near-best probability of the tried set and whether to stop (that probability at
-    least `stop_probability`, or `budget` fine-tunings done, or nothing left).
+    least `stop_probability`, or `budget` fine-tunings done, or nothing left). Each
+    candidate's `expected_score` (and `_sd`) is the posterior in the KB's score unit,
+    null before any score is known.
 
     `table`: `rank_new_dataset(kb, dataset, settings, seed)`'s frame when the caller
     has it already (the platform's recommendation ranks once and reuses it here: a
@@ -249,6 +251,7 @@ def next_pick(
     tried = revealed.to_dict()
     scores = gaussian.next_scores(post, tried)
     probability, reached = gaussian.near_best(post, tried)
+    expected = gaussian.expected_scores(post, tried)
     candidates = scores.sort_values(ascending=False, kind="stable")
     reasons = []
     if tried and reached >= stop_probability:
@@ -267,10 +270,16 @@ def next_pick(
         "best_tried": best_tried,
         "next": None if candidates.empty else str(candidates.index[0]),
         "candidates": [
-            {"model": str(m), "score": float(v), "near_best_probability": float(probability[m])}
+            {"model": str(m), "score": float(v), "near_best_probability": float(probability[m]),
+             **{k: _number(expected.at[m, k]) for k in expected.columns}}
             for m, v in candidates.items()
         ],
         "tried_near_best_probability": float(reached),
         "stop": bool(reasons),
         "stop_reasons": reasons,
     }
+
+
+def _number(value: float) -> float | None:
+    """A float for JSON: None for NaN."""
+    return None if np.isnan(value) else float(value)

@@ -90,6 +90,21 @@ def test_lower_is_better_is_the_mirror_of_higher_is_better():
     a = sp.next_scores(up, {"d": 0.6, "a": 0.3})
     b = sp.next_scores(down, {"d": -0.6, "a": -0.3})
     assert np.allclose(a.to_numpy(), b.to_numpy())
+    # expected scores come back in each KB's own unit and direction
+    high = sp.expected_scores(up, {"d": 0.6, "a": 0.3})
+    low = sp.expected_scores(down, {"d": -0.6, "a": -0.3})
+    assert np.allclose(high["expected_score"], -low["expected_score"])
+    assert np.allclose(high["expected_score_sd"], low["expected_score_sd"])
+
+
+def test_expected_scores_are_unknown_before_a_reveal_and_in_score_units_after():
+    post = _posterior()
+    assert sp.expected_scores(post, {}).isna().all().all()
+    after = sp.expected_scores(post, {"d": 0.6, "a": 0.7})
+    # b moves with a (to about 0.7), c against it (below the flat d), in accuracy units
+    assert abs(after.at["b", "expected_score"] - 0.7) < 0.05
+    assert after.at["c", "expected_score"] < 0.6
+    assert (after["expected_score_sd"] > 0).all()
 
 
 def test_no_usable_training_dataset_falls_back_to_the_prior_order():

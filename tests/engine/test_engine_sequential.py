@@ -96,6 +96,8 @@ def test_next_cli(sparse_kb_dir, tmp_path):
     assert len(document["tried"]) == 2 and document["next"] not in {
         t["model"] for t in document["tried"]}
     assert len(document["candidates"]) == 3
+    for candidate in document["candidates"]:  # two scores known: the level is learnt
+        assert candidate["expected_score"] > 0 and candidate["expected_score_sd"] > 0
     assert 0 <= document["tried_near_best_probability"] <= 1
     assert f"next: {document['next']}" in result.output
     bad = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", "nope"])
