@@ -97,7 +97,12 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
     the tried models are near-best with probability >= `engine.stop_probability`.
     """
     from mnc_core.engine.sequential import next_pick
-    from mnc_core.engine.shortlist import model_costs, near_best_from_raw, raw_confidence
+    from mnc_core.engine.shortlist import (
+        calibration_for,
+        model_costs,
+        near_best_from_raw,
+        raw_confidence,
+    )
     from mnc_core.engine.shortlist import shortlist as make_shortlist
 
     models = table.index
@@ -114,6 +119,7 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
         notes.append("no near_best_calibration materialised yet: near_best_probability and "
                      "in_shortlist are null (materialise near_best_calibration, then this)")
     else:
+        calibration = calibration_for(calibration, dataset)  # never its own results
         probability = pd.Series(
             near_best_from_raw(calibration, raw_confidence(table["rank"]).to_numpy()),
             index=models)

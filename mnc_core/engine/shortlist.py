@@ -18,7 +18,9 @@ the KB's datasets, else the KB's median cost; no costs in the KB = no cost figur
 
 A calibration is stored as plain JSON (`calibration_to_json` / `calibration_from_json`):
 the isotonic map's thresholds, the leave-one-out positions of the first near-best
-model, the reliability figures and a binned reliability curve. `near_best_from_raw`
+model, the reliability figures, a binned reliability curve and the leave-one-out
+points themselves (dataset, raw confidence, near-best outcome), from which
+`calibration_for` refits the map without one dataset. `near_best_from_raw`
 applies the stored map exactly as `IsotonicRegression.predict` does (linear
 interpolation between thresholds, clipped outside them), so a long-running service
 (the platform's recommendations) reads a calibration without re-running the
@@ -36,6 +38,10 @@ from mnc_core.engine.decisions import kb_epsilon
 ECE_BINS = 10
 DEFAULT_TARGET = SHORTLIST_TARGET
 CALIBRATION_FORMAT = 1  # version of the JSON written by `calibration_to_json`
+POINT_COLUMNS = ("dataset", "raw", "near")  # one leave-one-out point: a (dataset, model) pair
+# What `calibration_for` replaces when it refits without a dataset (the stored
+# reliability figures stay those of the whole leave-one-out).
+REFIT_KEYS = ("x_thresholds", "y_thresholds", "first_near_best", "points")
 
 
 def raw_confidence(rank: pd.Series) -> pd.Series:
@@ -126,12 +132,13 @@ def calibrate(pairs: pd.DataFrame) -> dict:
     return {"map": model, "first_near_best": firsts,
             "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
             "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique()),
-            "reliability_curve": reliability_curve(crossed, outcome)}
+            "reliability_curve": reliability_curve(crossed, outcome),
+            "points": pairs[list(POINT_COLUMNS)].reset_index(drop=True)}
 
 
 def calibration_to_json(calibration: dict) -> dict:
     """`calibrate`'s result as plain JSON types (the isotonic map by its thresholds)."""
-    model = calibration["map"]
+    model, points = calibration["map"], calibration["points"]
     return {
         "format": CALIBRATION_FORMAT,
         "x_thresholds": [float(v) for v in model.X_thresholds_],
@@ -139,6 +146,9 @@ def calibration_to_json(calibration: dict) -> dict:
         "first_near_best": [int(v) for v in calibration["first_near_best"]],
         **{k: calibration[k] for k in ("brier", "ece", "pairs", "datasets")},
         "reliability_curve": list(calibration.get("reliability_curve", [])),
+        "points": {"dataset": [str(v) for v in points["dataset"]],
+                   "raw": [float(v) for v in points["raw"]],
+                   "near": [float(v) for v in points["near"]]},
     }
 
 
@@ -158,7 +168,39 @@ def calibration_from_json(document: dict) -> dict:
         raise ValueError("calibration thresholds must be finite and non-decreasing, "
                          "probabilities within [0, 1]")
     return {**document, "x_thresholds": x, "y_thresholds": y,
-            "first_near_best": [int(v) for v in document.get("first_near_best", [])]}
+            "first_near_best": [int(v) for v in document.get("first_near_best", [])],
+            "points": _points_from_json(document.get("points"))}
+
+
+def _points_from_json(points: dict | None) -> pd.DataFrame | None:
+    """The stored leave-one-out points (None in a calibration written before they were
+    stored: it can only be used whole)."""
+    if points is None:
+        return None
+    lengths = {len(points.get(c, [])) for c in POINT_COLUMNS}
+    if len(lengths) != 1:
+        raise ValueError(f"calibration points: columns of different lengths {sorted(lengths)}")
+    frame = pd.DataFrame({c: points[c] for c in POINT_COLUMNS})
+    frame["raw"], frame["near"] = frame["raw"].astype(float), frame["near"].astype(float)
+    if not (frame["raw"].between(0, 1).all() and frame["near"].isin([0.0, 1.0]).all()):
+        raise ValueError("calibration points: raw confidences must lie in [0, 1] and "
+                         "outcomes be 0 or 1")
+    return frame
+
+
+def calibration_for(calibration: dict, dataset: str) -> dict:
+    """The calibration without `dataset`'s own leave-one-out points, so that a dataset's
+    own results never calibrate its probabilities: refitted (isotonic regressions, no
+    model fit) when the stored calibration holds points of it and of another dataset;
+    the calibration itself otherwise."""
+    points = calibration.get("points")
+    if points is None or not (points["dataset"] == dataset).any():
+        return calibration
+    rest = points[points["dataset"] != dataset]
+    if rest.empty:
+        return calibration
+    refit = calibration_from_json(calibration_to_json(calibrate(rest)))
+    return {**calibration, **{k: refit[k] for k in REFIT_KEYS}}
 
 
 def near_best_from_raw(calibration: dict, raw) -> np.ndarray:

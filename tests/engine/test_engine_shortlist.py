@@ -112,3 +112,40 @@ def test_a_broken_stored_calibration_is_refused_by_name():
         calibration_from_json({**good, "y_thresholds": [0.1]})
     with pytest.raises(ValueError, match="non-decreasing"):
         calibration_from_json({**good, "y_thresholds": [0.6, 0.1]})
+    points = {"dataset": ["a", "b"], "raw": [0.2, 0.9], "near": [0.0, 1.0]}
+    assert calibration_from_json({**good, "points": points})["points"]["raw"].tolist() == \
+        [0.2, 0.9]
+    with pytest.raises(ValueError, match="different lengths"):
+        calibration_from_json({**good, "points": {**points, "near": [0.0]}})
+    with pytest.raises(ValueError, match="0 or 1"):
+        calibration_from_json({**good, "points": {**points, "near": [0.0, 0.5]}})
+
+
+def test_a_dataset_is_never_calibrated_on_its_own_results():
+    import json
+
+    from mnc_core.engine.shortlist import (
+        calibration_for,
+        calibration_from_json,
+        calibration_to_json,
+        near_best_from_raw,
+    )
+
+    rng = np.random.default_rng(5)
+    raw = rng.uniform(0.0, 1.0, 40)
+    pairs = pd.DataFrame({"dataset": np.repeat(["d0", "d1", "d2", "d3"], 10),
+                          "model": [f"m{k}" for k in range(10)] * 4, "raw": raw,
+                          "near": (rng.uniform(size=40) < raw).astype(float)})
+    pairs.loc[pairs["dataset"] == "d0", "near"] = 1.0  # d0: everything near-best
+    stored = calibration_from_json(json.loads(json.dumps(calibration_to_json(calibrate(pairs)))))
+    without = calibration_for(stored, "d0")
+    expected = calibrate(pairs[pairs["dataset"] != "d0"])
+    np.testing.assert_allclose(without["x_thresholds"], expected["map"].X_thresholds_)
+    np.testing.assert_allclose(without["y_thresholds"], expected["map"].y_thresholds_)
+    assert without["first_near_best"] == expected["first_near_best"]
+    # d0's all-near-best points had lifted the low end of the map
+    low = np.array([0.05, 0.1])
+    assert np.all(near_best_from_raw(without, low) < near_best_from_raw(stored, low))
+    assert calibration_for(stored, "elsewhere") is stored  # no points of it: as stored
+    old = {k: v for k, v in stored.items() if k != "points"} | {"points": None}
+    assert calibration_for(old, "d0") is old  # written before points were stored

@@ -91,6 +91,8 @@ def test_the_calibration_is_stored_as_json_and_is_the_engines(world):
     assert stored["first_near_best"] == expected["first_near_best"]
     # `new` has no edge and `partial` one: neither can be left out, the other four are
     assert stored["datasets"] == 4 and stored["pairs"] == 4 * 4
+    assert len(stored["points"]["raw"]) == 16  # what a recommendation refits without its own
+    assert set(stored["points"]["dataset"]) == set(expected["points"]["dataset"])
     event = world.platform.instance.get_latest_materialization_event(
         dg.AssetKey("near_best_calibration"))
     metadata = event.asset_materialization.metadata
@@ -265,3 +267,30 @@ def test_bad_decision_settings_are_refused_by_name(tmp_path, name, value, messag
     with pytest.raises(ValueError) as refused:
         definitions.build_defs(tiny_env(tmp_path, **{name: value}))
     assert f"{name}={value!r} {message}" in str(refused.value)
+
+
+def test_a_dataset_in_the_calibration_is_not_calibrated_on_its_own_results(world):
+    """A KB dataset with edges is one of the calibration's leave-one-out folds: its
+    recommendation's probabilities come from the map refitted without its points."""
+    from mnc_core.engine.shortlist import calibration_for, calibration_from_json, raw_confidence
+
+    stored = calibration_from_json(json.loads(world.platform.layout.calibration_path()
+                                              .read_text()))
+    positions = np.linspace(0.0, 1.0, len(world.platform.models))  # the raw confidences
+
+    def shift(dataset: str) -> float:
+        own = calibration_for(stored, dataset)
+        return float(np.abs(np.interp(positions, own["x_thresholds"], own["y_thresholds"])
+                            - np.interp(positions, stored["x_thresholds"],
+                                        stored["y_thresholds"])).max())
+
+    dataset = max(stored["points"]["dataset"].unique(), key=shift)
+    assert shift(dataset) > 0.01  # its own points do move the map
+    add_datasets(world.platform.instance, [dataset])
+    world.platform.materialize(["recommendation"], dataset)
+    rows = world.rows(dataset)
+    own = calibration_for(stored, dataset)
+    assert len(own["points"]) < len(stored["points"])  # its points are left out
+    np.testing.assert_allclose(
+        rows["near_best_probability"],
+        np.interp(raw_confidence(rows["rank"]), own["x_thresholds"], own["y_thresholds"]))
