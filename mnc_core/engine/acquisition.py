@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,7 +57,6 @@ def score_table(edges: pd.DataFrame, models: Sequence[str], datasets: Sequence[s
 def acquisition_gains(
     scores: pd.DataFrame,
     higher_is_better: bool,
-    epsilon_of: Callable[[float], float],
     candidates: Iterable[Pair] | None = None,
 ) -> pd.DataFrame:
     """Expected gain of every candidate pair (default: every missing pair of `scores`).
@@ -79,7 +78,7 @@ def acquisition_gains(
             missing = [m for m in missing if m in wanted.get(dataset, ())]
         if not missing:
             continue
-        gain, mean = _gains(scores.drop(index=dataset), revealed, higher_is_better, epsilon_of)
+        gain, mean = _gains(scores.drop(index=dataset), revealed, higher_is_better)
         for model in missing:
             rows.append((str(model), str(dataset), float(gain[model]), float(mean[model]),
                          len(revealed)))
@@ -93,14 +92,14 @@ def acquisition_gains(
     return order.drop(columns="priority").reset_index(drop=True)
 
 
-def _gains(others: pd.DataFrame, revealed: pd.Series, higher_is_better: bool,
-           epsilon_of: Callable[[float], float]) -> tuple[pd.Series, pd.Series]:
+def _gains(others: pd.DataFrame, revealed: pd.Series, higher_is_better: bool
+           ) -> tuple[pd.Series, pd.Series]:
     """Per model: expected lift of the dataset's best known model, and the posterior
     mean goodness, over the scenarios `others` weighted by the `revealed` scores."""
     if not others.notna().to_numpy().any():  # nothing to learn from: all alike
         flat = pd.Series(0.5, index=others.columns)
         return flat, flat
-    scenarios = seq.build_scenarios(others, higher_is_better, epsilon_of)
+    scenarios = seq.build_scenarios(others, higher_is_better)
     return seq.posterior_gains(scenarios, revealed.to_dict(), higher_is_better, gain="ei")
 
 
@@ -125,10 +124,8 @@ def propose(gains: pd.DataFrame, n: int, per_dataset: int | None = None) -> pd.D
 
 def propose_for_kb(kb, n: int, per_dataset: int | None = None) -> pd.DataFrame:
     """`mnc acquire`: the KB's next `n` pairs to fine-tune, with their expected gain."""
-    from mnc_core.engine.decisions import kb_epsilon
-
     scores = score_table(kb.edges, kb.models, kb.datasets)
-    gains = acquisition_gains(scores, kb.higher_is_better, lambda best: kb_epsilon(kb, best))
+    gains = acquisition_gains(scores, kb.higher_is_better)
     return propose(gains, n, per_dataset)
 
 
@@ -203,8 +200,6 @@ def simulate(
     point is the starting knowledge) and `edges_to_dense`: the edges acquired when the
     regret@1 first reaches the dense KB's (None if it never does).
     """
-    from mnc_core.engine.decisions import kb_epsilon
-
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise ValueError(f"unknown acquisition policy {unknown[0]!r} ({', '.join(POLICIES)})")
@@ -216,7 +211,6 @@ def simulate(
     first = evaluate_knowledge(kb, start, targets, method, settings, seed)
     log.info("acquisition: %d of %d edges to start, batches of %d; dense regret@1 %.4f, "
              "start %.4f", len(start), len(every), batch, dense["regret@1"], first["regret@1"])
-    epsilon_of = lambda best: kb_epsilon(kb, best)  # noqa: E731
     out = {"edges": len(every), "start": len(start), "batch": batch, "method": method,
            "seed": seed, "targets": targets, "dense": dense, "policies": {}}
     for policy in policies:
@@ -231,8 +225,8 @@ def simulate(
             else:
                 scores = score_table(acquired, kb.models, kb.datasets)
                 pool = list(zip(hidden["model"], hidden["dataset"], strict=True))
-                chosen = propose(acquisition_gains(scores, kb.higher_is_better, epsilon_of,
-                                                   pool), min(batch, len(hidden)))
+                chosen = propose(acquisition_gains(scores, kb.higher_is_better, pool),
+                                 min(batch, len(hidden)))
                 wanted = set(zip(chosen["model"], chosen["dataset"], strict=True))
                 take = hidden[[p in wanted for p in pool]]
             acquired = pd.concat([acquired, take])

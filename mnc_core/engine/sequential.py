@@ -55,31 +55,18 @@ EXPLOIT_PICKS = 3
 
 @dataclass(frozen=True)
 class Scenarios:
-    """Goodness rows (scenario x model, 1 = best, NaN = unknown), their prior weights
-    and, per row, the models within epsilon of that row's best."""
+    """Goodness rows (scenario x model, 1 = best, NaN = unknown) and their prior weights."""
 
     goodness: pd.DataFrame
     prior: pd.Series
-    near_best: dict[str, frozenset[str]]
 
 
-def build_scenarios(
-    train_scores: pd.DataFrame, higher_is_better: bool, epsilon_of: Callable[[float], float]
-) -> Scenarios:
-    """Scenarios from the training datasets' scores (dataset x model), equally likely.
-
-    `epsilon_of(best)`: the near-best epsilon of a dataset whose best score is `best`.
-    """
+def build_scenarios(train_scores: pd.DataFrame, higher_is_better: bool) -> Scenarios:
+    """Scenarios from the training datasets' scores (dataset x model), equally likely."""
     rows = train_scores.dropna(how="all")
     goodness = 1.0 - normalised_ranks(rows, higher_is_better)
-    near: dict[str, frozenset[str]] = {}
-    for dataset, scores in rows.iterrows():
-        known = oriented(scores.dropna().astype(float), higher_is_better)
-        best = known.max()
-        raw_best = best if higher_is_better else -best
-        near[str(dataset)] = frozenset(known.index[known >= best - epsilon_of(raw_best) - 1e-12])
     prior = pd.Series(1.0 / max(len(goodness), 1), index=goodness.index)
-    return Scenarios(goodness, prior, near)
+    return Scenarios(goodness, prior)
 
 
 def scenario_weights(
@@ -141,31 +128,6 @@ def next_scores(
     return scores.drop(index=[m for m in revealed if m in scores.index])
 
 
-def near_best_probability(
-    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
-    pair_noise: float = PAIR_NOISE,
-) -> float:
-    """Posterior probability that a model tried so far is near-best (0 when none tried)."""
-    tried = set(revealed)
-    if not tried:
-        return 0.0
-    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
-    return float(sum(w for name, w in weights.items() if tried & scenarios.near_best[name]))
-
-
-def model_near_best_probability(
-    scenarios: Scenarios, revealed: Mapping[str, float], higher_is_better: bool,
-    pair_noise: float = PAIR_NOISE,
-) -> pd.Series:
-    """Each model's posterior probability of being near-best (scenario weights summed
-    over the scenarios in whose near-best set it is)."""
-    weights = scenario_weights(scenarios, revealed, higher_is_better, pair_noise)
-    out = pd.Series(0.0, index=scenarios.goodness.columns)
-    for name, weight in weights.items():
-        out[list(scenarios.near_best[name])] += float(weight)
-    return out
-
-
 NextScores = Callable[[Mapping[str, float]], pd.Series]  # revealed -> untried model scores
 
 
@@ -212,7 +174,7 @@ def sequential_fold_orders(
             train_scores, higher_is_better, epsilon_of, prior_goodness, prior_share)
         out["mnc"] = sequential_order(
             lambda revealed: gaussian.next_scores(post, revealed), post.models, truth, limit)
-    plain = build_scenarios(train_scores, higher_is_better, epsilon_of)
+    plain = build_scenarios(train_scores, higher_is_better)
     out["collaborative"] = sequential_order(
         lambda revealed: next_scores(plain, revealed, higher_is_better),
         list(plain.goodness.columns), truth, limit)

@@ -23,12 +23,8 @@ SCORES = pd.DataFrame(
 )
 
 
-def _no_epsilon(best):
-    return 0.0
-
-
 def test_gain_by_hand():
-    gains = acq.acquisition_gains(SCORES, True, _no_epsilon)
+    gains = acq.acquisition_gains(SCORES, True)
     assert gains[["model", "dataset", "known"]].values.tolist() == [["a", "d3", 2]]
     # d1 and d2 weigh 0.9^2 : 0.1^2 after "b beats c"; a lifts d3's best (b) by 0.5
     # in d1 (goodness 1 vs 0.5) and by nothing in d2 (0 vs 0.5)
@@ -39,7 +35,7 @@ def test_no_lift_is_a_zero_gain_and_ties_go_to_the_better_rated_model():
     # every scenario ranks a > b > c and d3 already knows a: nothing can lift it
     scores = pd.DataFrame({"a": [3.0, 3.0, 3.0], "b": [2.0, 2.0, np.nan],
                            "c": [1.0, 1.0, np.nan]}, index=["d1", "d2", "d3"])
-    gains = acq.acquisition_gains(scores, True, _no_epsilon)
+    gains = acq.acquisition_gains(scores, True)
     assert gains["model"].tolist() == ["b", "c"] and (gains["expected_gain"] == 0.0).all()
     assert gains["mean_goodness"].tolist() == pytest.approx([0.5, 0.0])
 
@@ -47,7 +43,7 @@ def test_no_lift_is_a_zero_gain_and_ties_go_to_the_better_rated_model():
 def test_a_dataset_the_kb_knows_nothing_of_comes_first():
     scores = pd.concat([SCORES, pd.DataFrame({"a": [np.nan], "b": [np.nan], "c": [np.nan]},
                                              index=["d4"])])
-    gains = acq.acquisition_gains(scores, True, _no_epsilon)
+    gains = acq.acquisition_gains(scores, True)
     first = gains.iloc[0]
     # d4: the posterior mean goodness over d1, d2, d3 (d3's unknown a counts 0.5):
     # b (0.5 + 0.5 + 1) / 3 is the largest, above d3's 0.49
@@ -59,9 +55,9 @@ def test_a_dataset_the_kb_knows_nothing_of_comes_first():
 def test_candidates_restrict_the_pairs():
     scores = SCORES.copy()
     scores.loc["d1", "c"] = np.nan
-    every = acq.acquisition_gains(scores, True, _no_epsilon)
+    every = acq.acquisition_gains(scores, True)
     assert set(zip(every["model"], every["dataset"], strict=True)) == {("a", "d3"), ("c", "d1")}
-    only = acq.acquisition_gains(scores, True, _no_epsilon, candidates=[("c", "d1")])
+    only = acq.acquisition_gains(scores, True, candidates=[("c", "d1")])
     assert only[["model", "dataset"]].values.tolist() == [["c", "d1"]]
 
 
@@ -103,7 +99,7 @@ def test_policy_batch_is_the_proposal_on_the_start(small_kb):
     hidden = small_kb.edges.drop(index=start.index)
     scores = acq.score_table(start, small_kb.models, small_kb.datasets)
     pool = list(zip(hidden["model"], hidden["dataset"], strict=True))
-    proposed = acq.propose(acq.acquisition_gains(scores, False, lambda b: 0.01 * b, pool), 5)
+    proposed = acq.propose(acq.acquisition_gains(scores, False, pool), 5)
     # the datasets with the fewest known scores are served first
     assert proposed["known"].max() <= scores.notna().sum(axis=1).median()
     assert set(zip(proposed["model"], proposed["dataset"], strict=True)) <= set(pool)

@@ -21,29 +21,20 @@ TRAIN = pd.DataFrame(
 )  # accuracy: d1 ranks a > b > c, d2 the reverse
 
 
-def _no_epsilon(best):
-    return 0.0
-
-
 def test_scenarios_by_hand():
-    scenarios = seq.build_scenarios(TRAIN, True, _no_epsilon)
+    scenarios = seq.build_scenarios(TRAIN, True)
     assert scenarios.goodness.loc["d1"].tolist() == [1.0, 0.5, 0.0]
     assert scenarios.prior.tolist() == [0.5, 0.5]
-    assert scenarios.near_best == {"d1": frozenset({"a"}), "d2": frozenset({"c"})}
     # one revealed pair "c beats a": d2 orders it right, d1 wrong; one model counts once
     # (2 / (r - 1) = 2): weights 0.9^2 : 0.1^2
     weights = seq.scenario_weights(scenarios, {"a": 0.1, "c": 0.9}, True)
     assert weights["d2"] == pytest.approx(0.81 / 0.82)
-    assert seq.near_best_probability(scenarios, {"c": 0.9, "a": 0.1}, True) == pytest.approx(1.0)
-    assert seq.near_best_probability(scenarios, {}, True) == 0.0
-    probability = seq.model_near_best_probability(scenarios, {}, True)
-    assert probability.to_dict() == {"a": 0.5, "b": 0.0, "c": 0.5}
 
 
 def test_collaborative_order_follows_the_agreeing_scenario():
     train = pd.DataFrame({"a": [4.0, 1.0], "b": [3.0, 2.0], "c": [2.0, 3.0], "d": [1.0, 4.0]},
                          index=["d1", "d2"])
-    scenarios = seq.build_scenarios(train, True, _no_epsilon)
+    scenarios = seq.build_scenarios(train, True)
     truth = pd.Series({"a": 0.1, "b": 0.5, "c": 0.7, "d": 0.9})  # ranks as d2 does
     order = seq.sequential_order(
         lambda revealed: seq.next_scores(scenarios, revealed, True), list(train.columns), truth)
