@@ -39,9 +39,6 @@ ECE_BINS = 10
 DEFAULT_TARGET = SHORTLIST_TARGET
 CALIBRATION_FORMAT = 1  # version of the JSON written by `calibration_to_json`
 POINT_COLUMNS = ("dataset", "raw", "near")  # one leave-one-out point: a (dataset, model) pair
-# What `calibration_for` replaces when it refits without a dataset (the stored
-# reliability figures stay those of the whole leave-one-out).
-REFIT_KEYS = ("x_thresholds", "y_thresholds", "first_near_best", "points")
 
 
 def raw_confidence(rank: pd.Series) -> pd.Series:
@@ -125,15 +122,20 @@ def calibrate(pairs: pd.DataFrame) -> dict:
         fit = _isotonic(pairs["raw"].to_numpy()[~held], pairs["near"].to_numpy()[~held])
         crossed[held] = fit.predict(pairs["raw"].to_numpy()[held])
     outcome = pairs["near"].to_numpy()
-    firsts = []
-    for _, rows in pairs.groupby("dataset"):
-        ordered = rows.sort_values("raw", ascending=False, kind="stable")["near"].to_numpy()
-        firsts.append(int(np.argmax(ordered)) + 1)
-    return {"map": model, "first_near_best": firsts,
+    return {"map": model, "first_near_best": _first_near_best(pairs),
             "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
             "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique()),
             "reliability_curve": reliability_curve(crossed, outcome),
             "points": pairs[list(POINT_COLUMNS)].reset_index(drop=True)}
+
+
+def _first_near_best(pairs: pd.DataFrame) -> list[int]:
+    """Per dataset, the leave-one-out position of its first near-best model."""
+    firsts = []
+    for _, rows in pairs.groupby("dataset"):
+        ordered = rows.sort_values("raw", ascending=False, kind="stable")["near"].to_numpy()
+        firsts.append(int(np.argmax(ordered)) + 1)
+    return firsts
 
 
 def calibration_to_json(calibration: dict) -> dict:
@@ -190,17 +192,20 @@ def _points_from_json(points: dict | None) -> pd.DataFrame | None:
 
 def calibration_for(calibration: dict, dataset: str) -> dict:
     """The calibration without `dataset`'s own leave-one-out points, so that a dataset's
-    own results never calibrate its probabilities: refitted (isotonic regressions, no
-    model fit) when the stored calibration holds points of it and of another dataset;
-    the calibration itself otherwise."""
+    own results never calibrate its probabilities: the map and the first near-best
+    positions refitted (one isotonic regression, no model fit) when the stored
+    calibration holds points of it and of another dataset; the calibration itself
+    otherwise. The reliability figures stay those of the whole leave-one-out."""
     points = calibration.get("points")
     if points is None or not (points["dataset"] == dataset).any():
         return calibration
     rest = points[points["dataset"] != dataset]
     if rest.empty:
         return calibration
-    refit = calibration_from_json(calibration_to_json(calibrate(rest)))
-    return {**calibration, **{k: refit[k] for k in REFIT_KEYS}}
+    model = _isotonic(rest["raw"].to_numpy(), rest["near"].to_numpy())
+    return {**calibration, "x_thresholds": model.X_thresholds_.astype(float),
+            "y_thresholds": model.y_thresholds_.astype(float),
+            "first_near_best": _first_near_best(rest), "points": rest}
 
 
 def near_best_from_raw(calibration: dict, raw) -> np.ndarray:
