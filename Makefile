@@ -48,6 +48,7 @@ test: env
 	$(RUN) pytest -m "e2e and not slow" -q
 	tests/browser/install.sh
 	$(RUN) pytest -m browser -q
+	$(RUN) pytest -m slow -q
 
 test-e2e: env
 	$(RUN) pytest -m "e2e and not slow" -q
