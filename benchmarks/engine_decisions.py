@@ -2,7 +2,8 @@
 and PARC, over seeds, with paired bootstrap intervals of the difference to Overall.
 
     NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/engine_decisions.py \
-        [--kbs demo,tg,parc] [--seeds 3] [--cache DIR] [--out PATH] [--prior-share 0.5]
+        [--kbs demo,tg,parc] [--seeds 3] [--cache DIR] [--out PATH] \
+        [--prior-share fitted|0.5] [--feature-kernel 0.5] [--compare OTHER.json]
 (default out: benchmarks/results/engine_decisions.json)
 
 Per KB and seed (default settings; the TransferGraph KB is the default import with
@@ -14,7 +15,10 @@ its LoRA runs as auxiliary results, the 8 published targets; results cached unde
   `random` as exact expectations);
 - sequential orders (`mnc_core.engine.sequential`): `mnc-seq` (the Gaussian score
   posterior of `engine.score_posterior` with M&C's leave-one-out goodness in its
-  prior mean, `--prior-share` of it) and `collaborative` (the rank-scenario baseline).
+  prior mean, its share fitted on the other targets as in `mnc evaluate --protocol
+  sequential`, or fixed by `--prior-share`) and `collaborative` (the rank-scenario
+  baseline). `--feature-kernel W` adds W x the cosine similarity of the models'
+  standardised features to the prior covariance (a sensitivity check, not the engine).
 Figures: mean fine-tunings to near-best (with median and max over targets), regret@3
 of the one-shot orders and regret after 3 sequential picks, averaged over seeds; the
 95 % paired bootstrap interval (2000 resamples of the targets, seeds pooled per
@@ -28,6 +32,8 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -35,6 +41,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from mnc_core.engine import score_posterior as gaussian  # noqa: E402
 from mnc_core.engine import sequential as seq  # noqa: E402
 from mnc_core.engine.decisions import (  # noqa: E402
     kb_epsilon,
@@ -44,8 +51,7 @@ from mnc_core.engine.decisions import (  # noqa: E402
 )
 from mnc_core.engine.inputs import BOTH  # noqa: E402
 from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds  # noqa: E402
-from mnc_core.engine.protocols import _folds, leave_one_out  # noqa: E402
-from mnc_core.engine.score_posterior import PRIOR_SHARE  # noqa: E402
+from mnc_core.engine.protocols import _folds, leave_one_out, prior_shares  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -106,19 +112,50 @@ def one_shot_rows(kb, name, targets, seed, cache: Path | None) -> dict:
     return cached(cache / f"loo_{name}_{seed}.json" if cache else None, compute)
 
 
-def rows_for(kb, goodness: dict, one_shot: dict,
-             prior_share: float = PRIOR_SHARE) -> dict[str, dict[str, dict]]:
+def fold_truths(kb, goodness: dict) -> dict:
+    """target -> (training scores, true scores) of its leave-one-out fold."""
+    out = {}
+    for target in goodness:
+        fold = Fold(key=target, target=target, known_edges=kb.edges)
+        out[target] = (fold_train_scores(kb, fold), fold.target_edges().set_index("model")["score"])
+    return out
+
+
+def feature_kernel(kb, models: list[str]) -> np.ndarray:
+    """Cosine similarity of the models' standardised features (sensitivity
+    `--feature-kernel`: models alike in features covary a priori)."""
+    features = kb.model_features.reindex(models).astype(float)
+    features = features.loc[:, features.std() > 0]
+    z = ((features - features.mean()) / features.std()).fillna(0.0).to_numpy()
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    unit = z / np.where(norms == 0, 1.0, norms)
+    return unit @ unit.T
+
+
+def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fitted",
+             kernel_weight: float = 0.0) -> dict[str, dict[str, dict]]:
     hib = kb.higher_is_better
     rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
     rows |= {"mnc-seq": {}, "collaborative": {}}
+    folds = fold_truths(kb, goodness)
+    if prior_share == "fitted":  # as the sequential protocol: fitted on the other targets
+        shares = prior_shares(kb, [Fold(key=t, target=t, known_edges=kb.edges)
+                                   for t in goodness], goodness)
+    else:
+        shares = dict.fromkeys(goodness, float(prior_share))
     for target, prior in goodness.items():
-        fold = Fold(key=target, target=target, known_edges=kb.edges)
-        train = fold_train_scores(kb, fold)
-        truth = fold.target_edges().set_index("model")["score"]
+        train, truth = folds[target]
         eps, _ = target_terms(kb, target, truth)
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
-                                            prior, prior_share=prior_share)
-        rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps)
+                                            prior, prior_share=shares[target])
+        if kernel_weight:
+            post = gaussian.build_posterior(train, hib, lambda b: kb_epsilon(kb, b), prior,
+                                            shares[target])
+            post = replace(post, cov=post.cov + kernel_weight * feature_kernel(kb, post.models))
+            orders["mnc"] = seq.sequential_order(
+                partial(gaussian.next_scores, post), post.models, truth)
+        rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps) | {
+            "prior_share": shares[target]}
         rows["collaborative"][target] = order_decisions(orders["collaborative"], truth, hib, eps)
         # the prior is the one-shot M&C ranking of leave_one_out (same folds and seed)
         mine = order_decisions(order_of(prior), truth, hib, eps)["fine_tunings_to_near_best"]
@@ -165,14 +202,47 @@ def fmt(ci) -> str:
     return "" if ci is None else f"[{ci[0]:+.3g}, {ci[1]:+.3g}]"
 
 
+def compare(name: str, per_seed: list[dict], other: dict | None, path: Path) -> None:
+    """mnc-seq's paired difference (this run minus `path`'s) per metric: mean over targets
+    (seeds averaged per target), 95 % bootstrap interval, targets better / worse."""
+    if other is None:
+        say(f"compare: {path} has no {name}")
+        return
+    theirs = other["per_seed_rows"]
+    for metric in ("fine_tunings_to_near_best", "regret@1", "regret@3"):
+        targets = list(per_seed[0]["mnc-seq"])
+        diff = np.array([[r["mnc-seq"][t][metric] - o["mnc-seq"][t][metric] for t in targets]
+                         for r, o in zip(per_seed, theirs, strict=True)]).mean(axis=0)
+        low, high = bootstrap(diff)
+        say(f"mnc-seq minus {path.name}, {metric}: {diff.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+            f"; better on {(diff < 0).sum()}, worse on {(diff > 0).sum()} of {len(diff)}")
+
+
+def share_arg(text: str) -> float | str:
+    """`--prior-share`: a number in [0, 1] or `fitted`."""
+    if text == "fitted":
+        return text
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--prior-share must lie in [0, 1], got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kbs", default="demo,tg,parc")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--out", type=Path, default=RESULTS / "engine_decisions.json")
-    parser.add_argument("--prior-share", type=float, default=PRIOR_SHARE,
-                        help="M&C's share of the sequential prior mean (a sensitivity check)")
+    parser.add_argument("--prior-share", type=share_arg, default="fitted",
+                        help="M&C's share of the sequential prior mean: 'fitted' (least "
+                        "squares on the other targets' folds, as the sequential protocol "
+                        "and the platform) or a fixed number (a sensitivity check)")
+    parser.add_argument("--compare", type=Path,
+                        help="another run's JSON: print mnc-seq's paired differences to it")
+    parser.add_argument("--feature-kernel", type=float, default=0.0,
+                        help="weight of a model-feature kernel added to the prior covariance "
+                        "(a sensitivity check; 0 = the engine's posterior)")
     args = parser.parse_args()
     document = {}
     for name in args.kbs.split(","):
@@ -181,7 +251,8 @@ def main() -> None:
             continue
         kb, targets = load_kb(name)
         per_seed = [rows_for(kb, predictions(kb, name, targets, s, args.cache),
-                             one_shot_rows(kb, name, targets, s, args.cache), args.prior_share)
+                             one_shot_rows(kb, name, targets, s, args.cache), args.prior_share,
+                             args.feature_kernel)
                     for s in range(args.seeds)]
         summary = summarise(per_seed)
         document[name] = {"seeds": args.seeds, "summary": summary, "per_seed_rows": per_seed}
@@ -202,6 +273,10 @@ def main() -> None:
               f"{0.5 * ft['overall']['mean']:.2f}); goal regret after 3 <= 0.7x Overall's "
               f"regret@3: {goal_r3} ({r3['mnc-seq']['mean']:.4f} vs "
               f"{0.7 * r3['overall']['mean']:.4f})")
+        shares = [r["mnc-seq"][t]["prior_share"] for r in per_seed for t in r["mnc-seq"]]
+        say(f"mnc-seq prior share: {min(shares):.2f} - {max(shares):.2f} over targets and seeds")
+        if args.compare is not None:
+            compare(name, per_seed, json.loads(args.compare.read_text()).get(name), args.compare)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=1, default=float))
     args.out.with_suffix(".txt").write_text("\n".join(LINES) + "\n")

@@ -52,6 +52,7 @@ def near_best_calibration(artifacts: ArtifactStore, engine: EngineConfig):
         "brier": dg.MetadataValue.float(document["brier"]),
         "ece": dg.MetadataValue.float(document["ece"]),
         "pairs": document["pairs"], "datasets": document["datasets"],
+        "prior_share": dg.MetadataValue.float(document["prior_share"]),
         "path": dg.MetadataValue.path(str(path)),
         "reliability": dg.MetadataValue.md(markdown_table(curve)),
         "reliability_plot": dg.MetadataValue.md(plot_markdown(
@@ -96,8 +97,10 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
     scores condition the score posterior and reorder the untried models, and `stop` says whether
     the tried models are near-best with probability >= `engine.stop_probability`.
     """
+    from mnc_core.engine.score_posterior import PRIOR_SHARE
     from mnc_core.engine.sequential import next_pick
     from mnc_core.engine.shortlist import (
+        calibrated_prior_share,
         calibration_for,
         model_costs,
         near_best_from_raw,
@@ -114,12 +117,13 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
         notes.append("the knowledge has no fine-tuning costs: cost_gpu_hours is null")
     probability = pd.Series(float("nan"), index=models)
     member = pd.Series(pd.NA, index=models, dtype="boolean")
-    short = None
+    short, share = None, PRIOR_SHARE
     if calibration is None:
         notes.append("no near_best_calibration materialised yet: near_best_probability and "
                      "in_shortlist are null (materialise near_best_calibration, then this)")
     else:
         calibration = calibration_for(calibration, dataset)  # never its own results
+        share = calibrated_prior_share(calibration)
         probability = pd.Series(
             near_best_from_raw(calibration, raw_confidence(table["rank"]).to_numpy()),
             index=models)
@@ -134,7 +138,8 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
         stop = False
     else:
         pick = next_pick(kb, dataset, engine.settings(), engine.seed,
-                         stop_probability=engine.stop_probability, table=table)
+                         stop_probability=engine.stop_probability, table=table,
+                         prior_share=share)
         ranked = [c["model"] for c in pick["candidates"]]
         next_order = pd.Series(range(1, len(ranked) + 1), index=ranked, dtype="Int64")
         stop = pick["stop"]
@@ -173,6 +178,7 @@ def decision_metadata(decision: Decision, table: pd.DataFrame) -> dict[str, obje
                                  f"edge(s), best tried {pick['best_tried']}")
         metadata["tried_near_best_probability"] = dg.MetadataValue.float(
             pick["tried_near_best_probability"])
+        metadata["prior_share"] = dg.MetadataValue.float(pick["prior_share"])
         metadata["stop_reasons"] = "; ".join(pick["stop_reasons"]) or "none"
         if pick["candidates"]:
             metadata["next_candidates"] = dg.MetadataValue.md(markdown_table(

@@ -170,8 +170,11 @@ def recommendation(
         raise dg.Failure(f"dataset {dataset!r} has no features in the knowledge yet: "
                          "materialise its dataset_embedding (or import it) first")
     table = rank_new_dataset(kb, dataset, engine.settings(), engine.seed)
-    decision = decide(kb, dataset, table, read_calibration(artifacts.layout.calibration_path()),
-                      engine)
+    calibration_file = artifacts.layout.calibration_path()
+    calibration = read_calibration(calibration_file)
+    decision = decide(kb, dataset, table, calibration, engine)
+    # `mnc next` fits M&C's prior share on the same stored calibration
+    with_calibration = "" if calibration is None else f" --calibration {calibration_file}"
     rows = recommendation_rows(table, dataset, engine, context.run_id, decision)
     warehouse.replace_partition("recommendations", {"dataset": dataset}, rows)
     shown = rows[["rank", "model", "goodness", "confidence", "known_score",
@@ -189,7 +192,8 @@ def recommendation(
         "reproduce": f"mnc rank --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
                      f"--seed {engine.seed}",
         "reproduce_next": f"mnc next --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
-                          f"--seed {engine.seed} --stop-probability {engine.stop_probability}",
+                          f"--seed {engine.seed} --stop-probability {engine.stop_probability}"
+                          f"{with_calibration}",
     })
 
 

@@ -6,6 +6,7 @@ can fix print one line and exit with status 2 (`run_or_exit`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,11 @@ def next_model(
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write JSON.")] = None,
     ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
     seed: Annotated[int, seed_option("Seed of walks and ranker.")] = 0,
+    calibration: Annotated[
+        Path | None, typer.Option(help="A stored near-best calibration (the platform's "
+                                  "near_best_calibration.json): M&C's share of the prior "
+                                  "is fitted on its leave-one-out, else 0.5.")
+    ] = None,
 ) -> None:
     """The next model to fine-tune on DATASET given the scores already known for it in
     the KB (add each finished fine-tuning to the KB's edges.csv and ask again)."""
@@ -39,8 +45,9 @@ def next_model(
         from mnc_core.engine.sequential import next_pick
 
         knowledge = read_kb_for_dataset(kb, dataset, json_path)
+        share, share_from = fitted_prior_share(calibration, dataset)
         result = next_pick(knowledge, dataset, _settings(ranker, None, None), seed, budget,
-                           stop_probability)
+                           stop_probability, prior_share=share)
         tried = result["tried"]
         typer.echo(f"{dataset}: {len(tried)} model(s) already fine-tuned"
                    + (f", best {result['best_tried']}" if tried else ""))
@@ -52,6 +59,7 @@ def next_model(
                    f"{result['tried_near_best_probability']:.2f}")
         typer.echo("stop: " + ("yes (" + "; ".join(result["stop_reasons"]) + ")"
                                if result["stop"] else "no"))
+        typer.echo(f"M&C's share of the prior: {share:.2f} ({share_from})")
         width = max([30, *(len(c["model"]) for c in result["candidates"][:show])])
         typer.echo(f"{'model':<{width}} {'P(near-best)':>12} {'expected ' + knowledge.metric:>24}")
         for row in result["candidates"][:show]:
@@ -67,6 +75,26 @@ def next_model(
 
     _setup()
     run_or_exit(action)
+
+
+def fitted_prior_share(path: Path | None, dataset: str) -> tuple[float, str]:
+    """M&C's share of the sequential prior from a stored calibration (its points of
+    `dataset` left out) and where it came from; the default without one."""
+    from mnc_core.engine.score_posterior import PRIOR_SHARE
+    from mnc_core.engine.shortlist import (
+        calibrated_prior_share,
+        calibration_for,
+        calibration_from_json,
+    )
+    from mnc_core.textfiles import read_text
+
+    if path is None:
+        return PRIOR_SHARE, "the default; --calibration FILE fits it"
+    try:  # OSError (missing file) and TextFileError (a ValueError) name the file already
+        stored = calibration_from_json(json.loads(read_text(path)))
+    except (json.JSONDecodeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path}: not a near-best calibration ({err})") from err
+    return calibrated_prior_share(calibration_for(stored, dataset)), f"fitted on {path}"
 
 
 def acquire(

@@ -120,6 +120,10 @@ def evaluate(
         if protocol is Protocol.sequential:
             typer.echo(decision_report.decisions_table(
                 result["methods"], decision_report.sequential_columns(picks)))
+            shares = list(result["prior_share"].values())
+            if shares:
+                typer.echo(f"M&C's share of the prior, fitted on the other folds: "
+                           f"{min(shares):.2f} - {max(shares):.2f}")
         else:
             typer.echo(report.methods_table(result["methods"]))
             typer.echo(decision_report.decisions_table(result["methods"]))

@@ -107,13 +107,14 @@ def sequential(
     key = "regret_after_{k}"
     rows: dict[str, dict[str, MetricRow]] = {m: {} for m in SEQUENTIAL_METHODS}
     hib = kb.higher_is_better
+    shares = prior_shares(kb, folds, {f.key: predictions[f.key].goodness for f in folds})
     for fold in folds:
         truth = fold.target_edges().set_index("model")["score"]
         judge = _Judge(kb, fold, truth, "")
         train = fold_train_scores(kb, fold)
         orders = seq.sequential_fold_orders(
             train, truth, hib, lambda best: kb_epsilon(kb, best),
-            predictions[fold.key].goodness,
+            predictions[fold.key].goodness, prior_share=shares[fold.key],
         )
         orders["overall"] = order_of(baselines.overall_goodness(train, hib))
         for name, order in orders.items():
@@ -125,7 +126,24 @@ def sequential(
         )
     target_of = {f.key: f.target for f in folds}
     methods = _summarise(rows, target_of, selection=False)
-    return {"methods": methods, "skipped": skipped, "budget": budget}
+    return {"methods": methods, "skipped": skipped, "budget": budget,
+            "prior_share": {target_of[key]: share for key, share in shares.items()}}
+
+
+def prior_shares(kb: KnowledgeBase, folds: Sequence[Fold],
+                 goodness: Mapping[str, pd.Series]) -> dict[str, float]:
+    """fold key -> M&C's share of the sequential prior mean, fitted on the other folds'
+    datasets (`score_posterior.fit_prior_share`): a fold never sees its own target."""
+    from mnc_core.engine import score_posterior as gaussian
+
+    terms = {}
+    for fold in folds:
+        parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better,
+                                     goodness[fold.key])
+        truth = fold.target_edges().set_index("model")["score"]
+        terms[fold.key] = gaussian.share_terms(parts, truth, kb.higher_is_better)
+    return {fold.key: gaussian.fit_prior_share(
+                terms[f.key] for f in folds if f.target != fold.target) for fold in folds}
 
 
 def sparsity_sweep(

@@ -16,8 +16,13 @@ search):
   (seed-to-seed noise of a fine-tuning score);
 - the prior mean is M&C's one-shot ranking read on the training datasets' scale (the
   r-th ranked model gets the mean z-score of the r-th best model of the training
-  datasets), mixed with `PRIOR_SHARE` against each model's mean z-score (the
-  Overall baseline's view), so neither a bad prediction nor a bad average dominates.
+  datasets), mixed with each model's mean z-score (the Overall baseline's view). How
+  much of M&C to take is measured, not assumed: the share is the least-squares fit of
+  the prior mean to the true z-scores over leave-one-out folds of other datasets
+  (`share_terms`, `fit_prior_share`; the sequential protocol fits it on its other
+  folds, the platform on its stored calibration), so a KB where M&C's one-shot ranking
+  predicts worse than the average gets less of it. `PRIOR_SHARE` where nothing fits
+  it (`mnc next` without `--calibration`).
 
 Revealed scores condition the Gaussian (kriging). The first pick is the largest prior
 mean; every later pick the largest expected improvement over the best score so far
@@ -33,7 +38,7 @@ selection" (benchmarks/engine_decisions.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +47,7 @@ from scipy.stats import norm
 
 from mnc_core.engine.metrics import oriented
 
-PRIOR_SHARE = 0.5  # M&C's ranking's share of the prior mean (the rest: mean z-scores)
+PRIOR_SHARE = 0.5  # M&C's share of the prior mean when none is fitted (the rest: mean z)
 LEVEL_VARIANCE = 10.0  # prior variance of the new dataset's level, in z units
 NUGGET = 0.05  # noise variance of one revealed score, in z units
 SAMPLES = 2000  # Monte Carlo draws for the near-best probabilities
@@ -62,18 +67,23 @@ class ScorePosterior:
     typical_best: float  # median raw best of the training datasets (epsilon before any reveal)
 
 
-def build_posterior(
-    train_scores: pd.DataFrame,
-    higher_is_better: bool,
-    epsilon_of: Callable[[float], float],
-    prior_goodness: pd.Series,
-    prior_share: float = PRIOR_SHARE,
-) -> ScorePosterior:
-    """The prior from the training datasets' scores (dataset x model, NaN = unknown)
-    and M&C's one-shot goodness of each model (higher = better).
+@dataclass(frozen=True)
+class PriorParts:
+    """What the prior is made of, before M&C's share mixes its two means (z units)."""
 
-    `epsilon_of(best)`: the near-best epsilon of a dataset whose best raw score is `best`.
-    """
+    models: list[str]
+    ranking: np.ndarray | None  # M&C's ranking read on the training scale (None: no data)
+    average: np.ndarray  # each model's mean z-score (the Overall baseline's view)
+    covariance: np.ndarray
+    scale: float
+    typical_best: float
+
+
+def prior_parts(
+    train_scores: pd.DataFrame, higher_is_better: bool, prior_goodness: pd.Series
+) -> PriorParts:
+    """The prior's parts from the training datasets' scores (dataset x model, NaN =
+    unknown) and M&C's one-shot goodness of each model (higher = better)."""
     from sklearn.covariance import LedoitWolf
 
     models = list(dict.fromkeys([*map(str, prior_goodness.index), *map(str, train_scores.columns)]))
@@ -82,25 +92,74 @@ def build_posterior(
     usable = (scores.notna().sum(axis=1) >= 2) & (spread > 0)
     scores, spread = scores[usable], spread[usable]
     if scores.empty:  # nothing to learn a scale or covariance from
-        covariance, average, profile = np.eye(len(models)), np.zeros(len(models)), None
-        scale, typical_best = 1.0, float("nan")
-    else:
-        z = scores.sub(scores.mean(axis=1), axis=0).div(spread, axis=0)
-        average = z.mean().fillna(0.0)
-        filled = z.fillna(average).to_numpy()
-        covariance = LedoitWolf().fit(filled).covariance_ if len(z) > 1 else np.eye(len(models))
-        average, profile = average.to_numpy(), _rank_profile(z.to_numpy())
-        scale = float(spread.median())
-        raw_best = scores.max(axis=1) * (1 if higher_is_better else -1)
-        typical_best = float(raw_best.median())
-    mean = average
-    if profile is not None:
-        goodness = prior_goodness.astype(float).reindex(models)
-        ranks = goodness.rank(ascending=False, method="first", na_option="bottom")
-        position = np.minimum(ranks.to_numpy().astype(int) - 1, len(profile) - 1)
-        mean = prior_share * profile[position] + (1.0 - prior_share) * average
-    cov = covariance + LEVEL_VARIANCE + NUGGET * np.eye(len(models))
-    return ScorePosterior(models, mean, cov, scale, higher_is_better, epsilon_of, typical_best)
+        return PriorParts(models, None, np.zeros(len(models)), np.eye(len(models)), 1.0,
+                          float("nan"))
+    z = scores.sub(scores.mean(axis=1), axis=0).div(spread, axis=0)
+    average = z.mean().fillna(0.0)
+    filled = z.fillna(average).to_numpy()
+    covariance = LedoitWolf().fit(filled).covariance_ if len(z) > 1 else np.eye(len(models))
+    profile = _rank_profile(z.to_numpy())
+    goodness = prior_goodness.astype(float).reindex(models)
+    ranks = goodness.rank(ascending=False, method="first", na_option="bottom")
+    position = np.minimum(ranks.to_numpy().astype(int) - 1, len(profile) - 1)
+    raw_best = scores.max(axis=1) * (1 if higher_is_better else -1)
+    return PriorParts(models, profile[position], average.to_numpy(), covariance,
+                      float(spread.median()), float(raw_best.median()))
+
+
+def build_posterior(
+    train_scores: pd.DataFrame,
+    higher_is_better: bool,
+    epsilon_of: Callable[[float], float],
+    prior_goodness: pd.Series,
+    prior_share: float = PRIOR_SHARE,
+) -> ScorePosterior:
+    """The prior from the training datasets' scores (dataset x model, NaN = unknown)
+    and M&C's one-shot goodness of each model (higher = better), its mean
+    `prior_share` x M&C's ranking + the rest x the mean z-scores.
+
+    `epsilon_of(best)`: the near-best epsilon of a dataset whose best raw score is `best`.
+    """
+    parts = prior_parts(train_scores, higher_is_better, prior_goodness)
+    mean = parts.average
+    if parts.ranking is not None:
+        mean = prior_share * parts.ranking + (1.0 - prior_share) * parts.average
+    cov = parts.covariance + LEVEL_VARIANCE + NUGGET * np.eye(len(parts.models))
+    return ScorePosterior(parts.models, mean, cov, parts.scale, higher_is_better, epsilon_of,
+                          parts.typical_best)
+
+
+def share_terms(parts: PriorParts, truth: pd.Series, higher_is_better: bool) -> pd.DataFrame:
+    """Per model with a true score, its two least-squares terms for the prior share
+    (columns `share_num`, `share_den`; empty without a ranking or two true scores).
+
+    With the dataset's true scores standardised (as each training row is) and every
+    vector centred over these models (the level is free), the share w minimising
+    |t - (w r + (1 - w) a)|^2 (t: true z-scores, r: M&C's ranking, a: mean z-scores)
+    is sum <t - a, r - a> / sum |r - a|^2: summing the terms over the leave-one-out
+    folds of other datasets fits the share on them (`fit_prior_share`).
+    """
+    truth = oriented(truth.astype(float), higher_is_better).reindex(parts.models)
+    known = truth.notna().to_numpy()
+    columns = ["share_num", "share_den"]
+    if parts.ranking is None or known.sum() < 2 or not truth.std() > 0:
+        return pd.DataFrame(columns=columns, dtype=float)
+    t = truth.to_numpy()[known] / truth.std()
+    r, a = parts.ranking[known], parts.average[known]
+    t, r, a = (v - v.mean() for v in (t, r, a))
+    index = pd.Index(np.asarray(parts.models)[known], name="model")
+    return pd.DataFrame({"share_num": (r - a) * (t - a), "share_den": (r - a) ** 2}, index=index)
+
+
+def fit_prior_share(terms: Iterable[pd.DataFrame]) -> float:
+    """The prior share that fits the leave-one-out folds whose `share_terms` are given,
+    clipped to [0, 1]; `PRIOR_SHARE` when they cannot tell (none, or M&C's ranking
+    never differs from the mean z-scores)."""
+    frames = [t for t in terms if len(t)]
+    den = float(sum(t["share_den"].sum() for t in frames))
+    if not den > 0:
+        return PRIOR_SHARE
+    return float(np.clip(sum(t["share_num"].sum() for t in frames) / den, 0.0, 1.0))
 
 
 def _rank_profile(z: np.ndarray) -> np.ndarray:

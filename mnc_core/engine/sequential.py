@@ -184,6 +184,7 @@ def sequential_fold_orders(
 def next_pick(
     kb, dataset: str, settings=None, seed: int = 0, budget: int | None = None,
     stop_probability: float = DEFAULT_STOP_PROBABILITY, table: pd.DataFrame | None = None,
+    prior_share: float = gaussian.PRIOR_SHARE,
 ) -> dict:
     """`mnc next`: the next model to fine-tune on `dataset` given its known edges.
 
@@ -198,6 +199,8 @@ def next_pick(
     `table`: `rank_new_dataset(kb, dataset, settings, seed)`'s frame when the caller
     has it already (the platform's recommendation ranks once and reuses it here: a
     ranking is a Node2Vec+ embedding and a ranker fit); None ranks here.
+    `prior_share`: M&C's share of the prior mean (the platform's: fitted on the stored
+    leave-one-out calibration, `shortlist.calibrated_prior_share`).
     """
     from mnc_core.engine.decisions import kb_epsilon
     from mnc_core.engine.predict import Fold, fold_train_scores, rank_new_dataset
@@ -208,7 +211,7 @@ def next_pick(
     revealed = fold.target_edges().set_index("model")["score"].dropna().astype(float)
     post = gaussian.build_posterior(
         fold_train_scores(kb, fold), kb.higher_is_better,
-        lambda best: kb_epsilon(kb, best), table["goodness"],
+        lambda best: kb_epsilon(kb, best), table["goodness"], prior_share,
     )
     tried = revealed.to_dict()
     scores = gaussian.next_scores(post, tried)
@@ -237,6 +240,7 @@ def next_pick(
             for m, v in candidates.items()
         ],
         "tried_near_best_probability": float(reached),
+        "prior_share": float(prior_share),
         "stop": bool(reasons),
         "stop_reasons": reasons,
     }

@@ -39,6 +39,9 @@ ECE_BINS = 10
 DEFAULT_TARGET = SHORTLIST_TARGET
 CALIBRATION_FORMAT = 1  # version of the JSON written by `calibration_to_json`
 POINT_COLUMNS = ("dataset", "raw", "near")  # one leave-one-out point: a (dataset, model) pair
+# Each point's least-squares terms for the sequential prior's share (score_posterior.
+# share_terms); absent in calibrations written before they were stored.
+SHARE_COLUMNS = ("share_num", "share_den")
 
 
 def raw_confidence(rank: pd.Series) -> pd.Series:
@@ -59,10 +62,12 @@ def near_best_labels(kb, dataset: str) -> pd.Series:
 
 def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = None
                       ) -> pd.DataFrame:
-    """Leave-one-out (dataset, model, raw, near) pairs of the KB's M&C predictions
-    (every dataset but `exclude`)."""
+    """Leave-one-out (dataset, model, raw, near, share_num, share_den) pairs of the KB's
+    M&C predictions (every dataset but `exclude`); the share terms fit the sequential
+    prior's share on the same predictions (`calibrated_prior_share`)."""
+    from mnc_core.engine import score_posterior as gaussian
     from mnc_core.engine.inputs import BOTH
-    from mnc_core.engine.predict import predict_folds
+    from mnc_core.engine.predict import fold_train_scores, predict_folds
     from mnc_core.engine.protocols import _folds
 
     targets = [d for d in kb.datasets if d != exclude]
@@ -73,9 +78,15 @@ def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = No
         table = predictions[fold.key].table
         labels = near_best_labels(kb, fold.target)
         raw = raw_confidence(table["rank"])
+        parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better,
+                                     table["goodness"])
+        truth = fold.target_edges().set_index("model")["score"]
+        terms = gaussian.share_terms(parts, truth, kb.higher_is_better)
+        terms = terms.reindex(labels.index).fillna(0.0)
         for model, label in labels.items():
-            rows.append((fold.target, model, float(raw[model]), float(label)))
-    return pd.DataFrame(rows, columns=["dataset", "model", "raw", "near"])
+            rows.append((fold.target, model, float(raw[model]), float(label),
+                         *(float(terms.at[model, c]) for c in SHARE_COLUMNS)))
+    return pd.DataFrame(rows, columns=["dataset", "model", "raw", "near", *SHARE_COLUMNS])
 
 
 def _isotonic(raw: np.ndarray, near: np.ndarray):
@@ -126,7 +137,8 @@ def calibrate(pairs: pd.DataFrame) -> dict:
             "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
             "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique()),
             "reliability_curve": reliability_curve(crossed, outcome),
-            "points": pairs[list(POINT_COLUMNS)].reset_index(drop=True)}
+            "points": pairs[[c for c in (*POINT_COLUMNS, *SHARE_COLUMNS)
+                             if c in pairs.columns]].reset_index(drop=True)}
 
 
 def _first_near_best(pairs: pd.DataFrame) -> list[int]:
@@ -149,8 +161,9 @@ def calibration_to_json(calibration: dict) -> dict:
         **{k: calibration[k] for k in ("brier", "ece", "pairs", "datasets")},
         "reliability_curve": list(calibration.get("reliability_curve", [])),
         "points": {"dataset": [str(v) for v in points["dataset"]],
-                   "raw": [float(v) for v in points["raw"]],
-                   "near": [float(v) for v in points["near"]]},
+                   **{c: [float(v) for v in points[c]]
+                      for c in ("raw", "near", *SHARE_COLUMNS) if c in points.columns}},
+        "prior_share": calibrated_prior_share(calibration),
     }
 
 
@@ -182,12 +195,33 @@ def _points_from_json(points: dict | None) -> pd.DataFrame | None:
     lengths = {len(points.get(c, [])) for c in POINT_COLUMNS}
     if len(lengths) != 1:
         raise ValueError(f"calibration points: columns of different lengths {sorted(lengths)}")
-    frame = pd.DataFrame({c: points[c] for c in POINT_COLUMNS})
-    frame["raw"], frame["near"] = frame["raw"].astype(float), frame["near"].astype(float)
+    shares = [c for c in SHARE_COLUMNS if c in points]
+    if len(shares) == 1 or len({len(points[c]) for c in (*POINT_COLUMNS, *shares)}) != 1:
+        raise ValueError("calibration points: share_num and share_den must both be there, "
+                         "as long as the other columns")
+    frame = pd.DataFrame({c: points[c] for c in (*POINT_COLUMNS, *shares)})
+    for column in ("raw", "near", *shares):
+        frame[column] = frame[column].astype(float)
     if not (frame["raw"].between(0, 1).all() and frame["near"].isin([0.0, 1.0]).all()):
         raise ValueError("calibration points: raw confidences must lie in [0, 1] and "
                          "outcomes be 0 or 1")
+    if shares and not (np.isfinite(frame[shares].to_numpy()).all()
+                       and (frame["share_den"] >= 0).all()):
+        raise ValueError("calibration points: share terms must be finite, share_den >= 0")
     return frame
+
+
+def calibrated_prior_share(calibration: dict) -> float:
+    """M&C's share of the sequential prior mean fitted on the calibration's leave-one-out
+    points (`score_posterior.fit_prior_share`); its default without share terms (a
+    calibration written before they were stored). Use `calibration_for` first so that a
+    dataset's own results never fit its share."""
+    from mnc_core.engine import score_posterior as gaussian
+
+    points = calibration.get("points")
+    if points is None or not set(SHARE_COLUMNS) <= set(points.columns):
+        return gaussian.PRIOR_SHARE
+    return gaussian.fit_prior_share([points[list(SHARE_COLUMNS)]])
 
 
 def calibration_for(calibration: dict, dataset: str) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mnc_core.engine import score_posterior as sp
 from mnc_core.engine import sequential as seq
@@ -114,3 +115,43 @@ def test_no_usable_training_dataset_falls_back_to_the_prior_order():
     assert sp.next_scores(post, {}).idxmax() in {"a", "b"}
     models, mean, _ = sp.conditioned(post, {"b": 0.5})
     assert models == ["a"] and np.isfinite(mean).all()
+
+
+def _squared_error(parts, truths, share):
+    """The documented criterion itself: the squared error between each dataset's
+    standardised, centred true scores and the centred prior mean with this share."""
+    total = 0.0
+    for truth in truths:
+        t = truth.reindex(parts.models).to_numpy(dtype=float)
+        t = t / np.std(t, ddof=1)
+        mean = share * parts.ranking + (1 - share) * parts.average
+        total += float(np.sum(((t - t.mean()) - (mean - mean.mean())) ** 2))
+    return total
+
+
+def test_the_prior_share_is_the_least_squares_fit_on_the_given_folds():
+    """`fit_prior_share` over `share_terms` minimises the squared error of the prior mean
+    against the true z-scores (checked against a grid search), pooled over datasets,
+    clipped to [0, 1]; the default when nothing can tell."""
+    parts = sp.prior_parts(TRAIN, True, PRIOR)
+    assert parts.ranking is not None and not np.allclose(parts.ranking, parts.average)
+    grid = np.linspace(0.0, 1.0, 2001)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        truths = [pd.Series(0.5 + 0.1 * rng.normal(size=4), index=parts.models)
+                  for _ in range(3)]
+        fitted = sp.fit_prior_share([sp.share_terms(parts, t, True) for t in truths])
+        best = grid[np.argmin([_squared_error(parts, truths, w) for w in grid])]
+        assert fitted == pytest.approx(best, abs=1e-3)
+        # an FID-like KB: the same scores negated, lower is better, the same share
+        flipped = [sp.share_terms(parts, -t, False) for t in truths]
+        assert sp.fit_prior_share(flipped) == pytest.approx(fitted)
+    # the prior mean of build_posterior is this very mix of the parts
+    np.testing.assert_allclose(sp.build_posterior(TRAIN, True, _epsilon, PRIOR, 0.3).mean,
+                               0.3 * parts.ranking + 0.7 * parts.average)
+    ranking_like = pd.Series(parts.ranking, index=parts.models)
+    assert sp.fit_prior_share([sp.share_terms(parts, ranking_like, True)]) == 1.0
+    against = pd.Series(-parts.ranking, index=parts.models)  # M&C exactly wrong
+    assert sp.fit_prior_share([sp.share_terms(parts, against, True)]) == 0.0
+    assert sp.fit_prior_share([]) == sp.PRIOR_SHARE
+    assert sp.share_terms(parts, pd.Series({"a": 0.5}), True).empty  # one score: no spread

@@ -63,6 +63,10 @@ def test_sequential_protocol_on_a_small_kb(small_kb, fast_settings):
         assert set(summary["per_dataset"]) == set(small_kb.datasets[:3])
     random = result["methods"]["random"]["mean"]
     assert random["fine_tunings_to_near_best"] == pytest.approx((n + 1) / 2)  # one near-best
+    shares = result["prior_share"]  # M&C's share of each fold's prior, fitted on the others
+    assert set(shares) == set(small_kb.datasets[:3])
+    assert all(0.0 <= v <= 1.0 for v in shares.values())
+    assert len(set(shares.values())) > 1  # each fold leaves its own dataset out of the fit
 
 
 @pytest.fixture
@@ -91,6 +95,8 @@ def test_next_cli(sparse_kb_dir, tmp_path):
         assert candidate["expected_score"] > 0 and candidate["expected_score_sd"] > 0
     assert 0 <= document["tried_near_best_probability"] <= 1
     assert f"next: {document['next']}" in result.output
+    assert document["prior_share"] == 0.5 and "share of the prior: 0.50 (the default" in \
+        result.output
     bad = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", "nope"])
     assert bad.exit_code == 2
 
@@ -111,6 +117,9 @@ def test_evaluate_sequential_cli(small_kb, tmp_path):
         assert {f"regret_after_{b}" for b in range(1, 6)} <= set(mean)
         assert mean["fine_tunings_to_near_best"] is not None
     assert "after-3" in result.output
+    shares = document["prior_share"]
+    assert set(shares) == set(small_kb.datasets[:2])
+    assert f"{min(shares.values()):.2f} - {max(shares.values()):.2f}" in result.output
     refused = CliRunner().invoke(
         app, ["evaluate", "--kb", str(kb_dir), "--budget", "3", "--json", str(out)])
     assert refused.exit_code == 2 and "--budget" in refused.output
@@ -144,3 +153,27 @@ def test_next_pick_with_a_precomputed_ranking_equals_ranking_inside(
     assert calls == []  # the given table is used, nothing is ranked again
     assert given == inside
     assert given["next"] is not None and len(given["tried"]) == 2
+
+
+def test_next_cli_fits_the_prior_share_on_a_stored_calibration(sparse_kb_dir, tmp_path):
+    """`mnc next --calibration FILE`: M&C's share of the prior comes from the stored
+    leave-one-out points of the other datasets; a broken file is refused by name."""
+    from mnc_core.engine.shortlist import calibrate, calibration_to_json
+
+    kb_dir, target = sparse_kb_dir
+    pairs = pd.DataFrame({"dataset": [target, target, "other", "other"],
+                          "model": ["a", "b", "a", "b"], "raw": [1.0, 0.0, 1.0, 0.0],
+                          "near": [1.0, 0.0, 0.0, 1.0], "share_num": [5.0, 5.0, 0.2, 0.1],
+                          "share_den": [1.0, 1.0, 0.5, 0.5]})
+    file = tmp_path / "calibration.json"
+    file.write_text(json.dumps(calibration_to_json(calibrate(pairs))))
+    out = tmp_path / "next.json"
+    result = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", target,
+                                      "--calibration", str(file), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["prior_share"] == pytest.approx(0.3)  # "other" only
+    assert f"0.30 (fitted on {file})" in result.output
+    file.write_text("[1, 2]")
+    bad = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", target,
+                                   "--calibration", str(file)])
+    assert bad.exit_code == 2 and f"{file}: not a near-best calibration" in bad.output

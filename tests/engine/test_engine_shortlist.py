@@ -149,3 +149,40 @@ def test_a_dataset_is_never_calibrated_on_its_own_results():
     assert calibration_for(stored, "elsewhere") is stored  # no points of it: as stored
     old = {k: v for k, v in stored.items() if k != "points"} | {"points": None}
     assert calibration_for(old, "d0") is old  # written before points were stored
+
+
+def test_the_stored_calibration_fits_the_sequential_prior_share_without_the_dataset():
+    """The calibration keeps each point's share terms; the share of a dataset's sequential
+    prior is fitted on the other datasets' terms only, and a calibration written before
+    the terms were stored gives the default share."""
+    import json
+
+    from mnc_core.engine.score_posterior import PRIOR_SHARE, fit_prior_share
+    from mnc_core.engine.shortlist import (
+        calibrated_prior_share,
+        calibration_for,
+        calibration_from_json,
+        calibration_to_json,
+    )
+
+    pairs = pd.DataFrame({"dataset": np.repeat(["d0", "d1", "d2"], 2),
+                          "model": ["a", "b"] * 3, "raw": [1.0, 0.0] * 3,
+                          "near": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0],
+                          "share_num": [0.9, 0.3, 0.1, 0.1, 0.2, 0.2],
+                          "share_den": [1.0, 0.2, 0.5, 0.5, 0.4, 0.4]})
+    document = calibration_to_json(calibrate(pairs))
+    assert document["prior_share"] == pytest.approx((0.9 + 0.3 + 0.1 + 0.1 + 0.2 + 0.2) / 3.0)
+    stored = calibration_from_json(json.loads(json.dumps(document)))
+    assert calibrated_prior_share(stored) == pytest.approx(document["prior_share"])
+    rest = pairs[pairs["dataset"] != "d0"]
+    assert calibrated_prior_share(calibration_for(stored, "d0")) == pytest.approx(
+        fit_prior_share([rest]))  # 0.6 / 1.8: d0's terms left out
+    assert calibrated_prior_share(calibration_for(stored, "d0")) == pytest.approx(1 / 3)
+    old_points = {c: document["points"][c] for c in ("dataset", "raw", "near")}
+    old = calibration_from_json({**document, "points": old_points})
+    assert calibrated_prior_share(calibration_for(old, "d0")) == PRIOR_SHARE
+    with pytest.raises(ValueError, match="share_num and share_den"):
+        calibration_from_json({**document, "points": {**old_points, "share_num": [0.1] * 6}})
+    with pytest.raises(ValueError, match="finite"):
+        calibration_from_json({**document, "points": {
+            **document["points"], "share_den": [-1.0] * 6}})

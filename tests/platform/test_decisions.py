@@ -10,6 +10,7 @@ are requested, and their edges planted as fid_edge would write them).
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import definitions
 from mnc_assets.automation import FINETUNE_MODE_ENV, FINETUNE_TOP_K_ENV
 from mnc_assets.partitions import add_datasets, add_models, pair_key, pair_of_key
+from mnc_core.cli import app
 from mnc_core.kb.demo import make_demo_kb
 from mnc_core.kb.store import read_kb, write_kb
 from tests.platform.conftest import Platform, tiny_env
@@ -200,6 +203,11 @@ def _requests(result, dataset: str | None = None) -> list[tuple[str, str]]:
 def test_the_sequential_loop_fine_tunes_the_next_model_re_ranks_and_stops(
         world, stop_probability, reason):
     from mnc_core.engine.sequential import next_pick
+    from mnc_core.engine.shortlist import (
+        calibrated_prior_share,
+        calibration_for,
+        calibration_from_json,
+    )
 
     extra = {"MNC_STOP_PROBABILITY": stop_probability} if stop_probability else {}
     defs = world.defs(**{FINETUNE_MODE_ENV: "sequential"}, **extra)
@@ -217,8 +225,23 @@ def test_the_sequential_loop_fine_tunes_the_next_model_re_ranks_and_stops(
         # the recommendation's update is `mnc next` on the knowledge it was made from
         engine = defs.resources["engine"]
         kb = read_kb(world.platform.layout.knowledge_dir(f"for-{dataset}"))
+        stored = calibration_from_json(json.loads(
+            world.platform.layout.calibration_path().read_text()))
+        share = calibrated_prior_share(calibration_for(stored, dataset))  # never its own
         pick = next_pick(kb, dataset, engine.settings(), engine.seed,
-                         stop_probability=engine.stop_probability)
+                         stop_probability=engine.stop_probability, prior_share=share)
+        records = world.platform.instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("recommendation"), asset_partitions=[dataset]), limit=1).records
+        metadata = records[0].asset_materialization.metadata
+        assert metadata["prior_share"].value == pytest.approx(share)
+        if rounds == 0:  # the command the metadata gives reproduces the pick
+            out = world.platform.root / "next.json"
+            command = shlex.split(metadata["reproduce_next"].value)
+            assert command[:2] == ["mnc", "next"] and "--calibration" in command
+            result = CliRunner().invoke(app, [*command[1:], "--json", str(out)])
+            assert result.exit_code == 0, result.output
+            again = json.loads(out.read_text())
+            assert again["next"] == pick["next"] and again["prior_share"] == pytest.approx(share)
         assert sorted(t["model"] for t in pick["tried"]) == sorted(tried)
         assert rows.dropna(subset=["next_order"]).sort_values("next_order").index.tolist() == \
             [c["model"] for c in pick["candidates"]]
