@@ -173,17 +173,29 @@ def _wait_for_recommendation(platform: DemoPlatform, dataset: str) -> None:
                      "open the UI (Runs, Sensors) to see why")
 
 
+def _write_demo_kb(folder: Path) -> None:
+    """`mnc demo-kb --out folder` in a child process. Deriving the zoo models' features
+    from their configs imports torch (diffusers' config classes), which this platform
+    process never needs otherwise: keeping it out saves its import, and spares the user
+    DuckDB 2.0's "nanobind: leaked instances" report at exit, which torch loaded beside
+    the platform's DuckDB triggers (harmless, exit 0, but alarming)."""
+    child = subprocess.run([sys.executable, "-c", "from mnc_core.cli import app; app()",
+                            "demo-kb", "--out", str(folder), "--seed", "0"],
+                           capture_output=True, text=True)
+    if child.returncode != 0:  # its progress lines are noise; its error is not
+        raise SystemExit(f"mnc demo-kb --out {folder} failed (exit {child.returncode}):\n"
+                         f"{child.stderr[-4000:]}")
+
+
 def run_kb_only(root: Path) -> str:
     """The platform on the bundled demo knowledge base alone: full-scale tables, no training."""
     from mnc_assets.partitions import add_datasets
-    from mnc_core.kb.demo import make_zoo_demo_kb
-    from mnc_core.kb.store import write_kb
 
     env = _environment(root, kb_only=True)
     folder = Path(env["MNC_KB_FOLDERS"])
     if not (folder / "kb.json").is_file():
         _say("writing the demo knowledge base (10 zoo models x 32 datasets, synthetic scores)")
-        write_kb(make_zoo_demo_kb(seed=0), folder)
+        _write_demo_kb(folder)
     platform = DemoPlatform(env)
     platform.materialize(["imported_knowledge", "fid_edges", "knowledge_base", "matching_graph",
                           "node2vec_embeddings", "ranker", "near_best_calibration"])
