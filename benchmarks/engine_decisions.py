@@ -112,15 +112,6 @@ def one_shot_rows(kb, name, targets, seed, cache: Path | None) -> dict:
     return cached(cache / f"loo_{name}_{seed}.json" if cache else None, compute)
 
 
-def fold_truths(kb, goodness: dict) -> dict:
-    """target -> (training scores, true scores) of its leave-one-out fold."""
-    out = {}
-    for target in goodness:
-        fold = Fold(key=target, target=target, known_edges=kb.edges)
-        out[target] = (fold_train_scores(kb, fold), fold.target_edges().set_index("model")["score"])
-    return out
-
-
 def feature_kernel(kb, models: list[str]) -> np.ndarray:
     """Cosine similarity of the models' standardised features (sensitivity
     `--feature-kernel`: models alike in features covary a priori)."""
@@ -137,14 +128,14 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
     hib = kb.higher_is_better
     rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
     rows |= {"mnc-seq": {}, "collaborative": {}}
-    folds = fold_truths(kb, goodness)
+    folds = {t: Fold(key=t, target=t, known_edges=kb.edges) for t in goodness}
     if prior_share == "fitted":  # as the sequential protocol: fitted on the other targets
-        shares = prior_shares(kb, [Fold(key=t, target=t, known_edges=kb.edges)
-                                   for t in goodness], goodness)
+        shares = prior_shares(kb, list(folds.values()), goodness)
     else:
         shares = dict.fromkeys(goodness, float(prior_share))
     for target, prior in goodness.items():
-        train, truth = folds[target]
+        train = fold_train_scores(kb, folds[target])
+        truth = folds[target].target_edges().set_index("model")["score"]
         eps, _ = target_terms(kb, target, truth)
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
                                             prior, prior_share=shares[target])

@@ -90,9 +90,9 @@ def fitted_prior_share(path: Path | None, dataset: str) -> tuple[float, str]:
 
     if path is None:
         return PRIOR_SHARE, "the default; --calibration FILE fits it"
-    try:  # OSError (missing file) and TextFileError (a ValueError) name the file already
+    try:  # OSError (a missing file) names the file already; JSONDecodeError is a ValueError
         stored = calibration_from_json(json.loads(read_text(path)))
-    except (json.JSONDecodeError, ValueError, AttributeError) as err:
+    except ValueError as err:
         raise ValueError(f"{path}: not a near-best calibration ({err})") from err
     return calibrated_prior_share(calibration_for(stored, dataset)), f"fitted on {path}"
 

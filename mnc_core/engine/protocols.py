@@ -134,16 +134,22 @@ def prior_shares(kb: KnowledgeBase, folds: Sequence[Fold],
                  goodness: Mapping[str, pd.Series]) -> dict[str, float]:
     """fold key -> M&C's share of the sequential prior mean, fitted on the other folds'
     datasets (`score_posterior.fit_prior_share`): a fold never sees its own target."""
+    from mnc_core.engine.score_posterior import fit_prior_share
+
+    terms = {fold.key: fold_share_terms(kb, fold, goodness[fold.key]) for fold in folds}
+    return {fold.key: fit_prior_share(
+                terms[f.key] for f in folds if f.target != fold.target) for fold in folds}
+
+
+def fold_share_terms(kb: KnowledgeBase, fold: Fold, goodness: pd.Series) -> pd.DataFrame:
+    """The fold's `score_posterior.share_terms`: how well its prior, with M&C's
+    `goodness` of the fold, fits the target's true scores (the sequential protocol's
+    folds and the calibration's points both fit the share from these)."""
     from mnc_core.engine import score_posterior as gaussian
 
-    terms = {}
-    for fold in folds:
-        parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better,
-                                     goodness[fold.key])
-        truth = fold.target_edges().set_index("model")["score"]
-        terms[fold.key] = gaussian.share_terms(parts, truth, kb.higher_is_better)
-    return {fold.key: gaussian.fit_prior_share(
-                terms[f.key] for f in folds if f.target != fold.target) for fold in folds}
+    parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better, goodness)
+    truth = fold.target_edges().set_index("model")["score"]
+    return gaussian.share_terms(parts, truth, kb.higher_is_better)
 
 
 def sparsity_sweep(

@@ -52,6 +52,7 @@ LEVEL_VARIANCE = 10.0  # prior variance of the new dataset's level, in z units
 NUGGET = 0.05  # noise variance of one revealed score, in z units
 SAMPLES = 2000  # Monte Carlo draws for the near-best probabilities
 TIE_BREAK = 1e-6  # share of the posterior mean added to a pick's score to break ties
+SHARE_COLUMNS = ("share_num", "share_den")  # a model's least-squares terms (`share_terms`)
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,8 @@ def share_terms(parts: PriorParts, truth: pd.Series, higher_is_better: bool) -> 
     """
     truth = oriented(truth.astype(float), higher_is_better).reindex(parts.models)
     known = truth.notna().to_numpy()
-    columns = ["share_num", "share_den"]
     if parts.ranking is None or known.sum() < 2 or not truth.std() > 0:
-        return pd.DataFrame(columns=columns, dtype=float)
+        return pd.DataFrame(columns=list(SHARE_COLUMNS), dtype=float)
     t = truth.to_numpy()[known] / truth.std()
     r, a = parts.ranking[known], parts.average[known]
     t, r, a = (v - v.mean() for v in (t, r, a))

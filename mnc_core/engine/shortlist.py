@@ -34,14 +34,14 @@ import pandas as pd
 
 from mnc_core.engine.decision_defaults import SHORTLIST_TARGET
 from mnc_core.engine.decisions import kb_epsilon
+from mnc_core.engine.score_posterior import SHARE_COLUMNS
 
 ECE_BINS = 10
 DEFAULT_TARGET = SHORTLIST_TARGET
 CALIBRATION_FORMAT = 1  # version of the JSON written by `calibration_to_json`
 POINT_COLUMNS = ("dataset", "raw", "near")  # one leave-one-out point: a (dataset, model) pair
-# Each point's least-squares terms for the sequential prior's share (score_posterior.
-# share_terms); absent in calibrations written before they were stored.
-SHARE_COLUMNS = ("share_num", "share_den")
+# A point may also carry SHARE_COLUMNS, its least-squares terms for the sequential
+# prior's share (score_posterior.share_terms); absent in calibrations written before.
 
 
 def raw_confidence(rank: pd.Series) -> pd.Series:
@@ -65,10 +65,9 @@ def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = No
     """Leave-one-out (dataset, model, raw, near, share_num, share_den) pairs of the KB's
     M&C predictions (every dataset but `exclude`); the share terms fit the sequential
     prior's share on the same predictions (`calibrated_prior_share`)."""
-    from mnc_core.engine import score_posterior as gaussian
     from mnc_core.engine.inputs import BOTH
-    from mnc_core.engine.predict import fold_train_scores, predict_folds
-    from mnc_core.engine.protocols import _folds
+    from mnc_core.engine.predict import predict_folds
+    from mnc_core.engine.protocols import _folds, fold_share_terms
 
     targets = [d for d in kb.datasets if d != exclude]
     folds, _ = _folds(kb, kb.edges, targets, prefix="cal")
@@ -78,11 +77,7 @@ def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = No
         table = predictions[fold.key].table
         labels = near_best_labels(kb, fold.target)
         raw = raw_confidence(table["rank"])
-        parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better,
-                                     table["goodness"])
-        truth = fold.target_edges().set_index("model")["score"]
-        terms = gaussian.share_terms(parts, truth, kb.higher_is_better)
-        terms = terms.reindex(labels.index).fillna(0.0)
+        terms = fold_share_terms(kb, fold, table["goodness"]).reindex(labels.index).fillna(0.0)
         for model, label in labels.items():
             rows.append((fold.target, model, float(raw[model]), float(label),
                          *(float(terms.at[model, c]) for c in SHARE_COLUMNS)))
@@ -170,6 +165,8 @@ def calibration_to_json(calibration: dict) -> dict:
 def calibration_from_json(document: dict) -> dict:
     """A stored calibration, checked (ValueError naming what is wrong); the thresholds
     as arrays under `x_thresholds` / `y_thresholds`, ready for `near_best_from_raw`."""
+    if not isinstance(document, dict):
+        raise ValueError(f"calibration: a JSON object expected, not {type(document).__name__}")
     if document.get("format") != CALIBRATION_FORMAT:
         raise ValueError(f"calibration format {document.get('format')!r} is not "
                          f"{CALIBRATION_FORMAT} (re-run the calibration)")
@@ -192,13 +189,12 @@ def _points_from_json(points: dict | None) -> pd.DataFrame | None:
     stored: it can only be used whole)."""
     if points is None:
         return None
-    lengths = {len(points.get(c, [])) for c in POINT_COLUMNS}
+    shares = [c for c in SHARE_COLUMNS if c in points]
+    if len(shares) == 1:
+        raise ValueError("calibration points: share_num and share_den must both be there")
+    lengths = {len(points.get(c, [])) for c in (*POINT_COLUMNS, *shares)}
     if len(lengths) != 1:
         raise ValueError(f"calibration points: columns of different lengths {sorted(lengths)}")
-    shares = [c for c in SHARE_COLUMNS if c in points]
-    if len(shares) == 1 or len({len(points[c]) for c in (*POINT_COLUMNS, *shares)}) != 1:
-        raise ValueError("calibration points: share_num and share_den must both be there, "
-                         "as long as the other columns")
     frame = pd.DataFrame({c: points[c] for c in (*POINT_COLUMNS, *shares)})
     for column in ("raw", "near", *shares):
         frame[column] = frame[column].astype(float)

@@ -108,6 +108,8 @@ def test_a_broken_stored_calibration_is_refused_by_name():
     assert calibration_from_json(good)["y_thresholds"].tolist() == [0.1, 0.6]
     with pytest.raises(ValueError, match="format"):
         calibration_from_json({**good, "format": 0})
+    with pytest.raises(ValueError, match="a JSON object expected, not list"):
+        calibration_from_json([good])
     with pytest.raises(ValueError, match="2 x and 1 y"):
         calibration_from_json({**good, "y_thresholds": [0.1]})
     with pytest.raises(ValueError, match="non-decreasing"):
