@@ -3,6 +3,7 @@ one-line error rule, the interrupt rule (SIGINT / SIGTERM) and the `--seed` opti
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 import os
 import signal
@@ -25,6 +26,18 @@ INTERRUPTED_MESSAGE = "interrupted by {signal}: stopped; no half-written output 
 # 32-bit seeds; checking the range here gives a usage error naming --seed instead
 # of a traceback deep in a fit.
 MAX_SEED = 2**32 - 1
+
+
+def add_command(app: typer.Typer, name: str, function: Callable[..., None]) -> None:
+    """Register `function` as the command `name` of `app`.
+
+    Why not `app.command(name)` alone: in its command list Typer's rich help keeps the
+    line breaks of a docstring's first paragraph, so `mnc --help` printed descriptions
+    broken mid-sentence. The list gets that paragraph on one line (`short_help`); the
+    command's own `--help` still shows the whole docstring.
+    """
+    first_paragraph = inspect.cleandoc(function.__doc__ or "").split("\n\n")[0]
+    app.command(name, short_help=" ".join(first_paragraph.split()))(function)
 
 
 def seed_option(help: str) -> typer.models.OptionInfo:

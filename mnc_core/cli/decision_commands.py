@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mnc_core.cli.common import run_or_exit, seed_option
+from mnc_core.cli.common import add_command, run_or_exit, seed_option
 from mnc_core.cli.engine_commands import _settings, _setup, read_kb_for_dataset
 from mnc_core.engine import decision_defaults
 
@@ -136,5 +136,5 @@ def acquire(
 
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
-    app.command("next")(next_model)
-    app.command("acquire")(acquire)
+    add_command(app, "next", next_model)
+    add_command(app, "acquire", acquire)

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from mnc_core.cli.common import run_or_exit, seed_option
+from mnc_core.cli.common import add_command, run_or_exit, seed_option
 from mnc_core.engine import decision_defaults
 
 DEFAULT_SPARSITY_SEEDS = 3
@@ -240,5 +240,5 @@ def rank(
 
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
-    app.command("evaluate")(evaluate)
-    app.command("rank")(rank)
+    add_command(app, "evaluate", evaluate)
+    add_command(app, "rank", rank)

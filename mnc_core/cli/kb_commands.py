@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnc_core.cli.common import run_or_exit, seed_option
+from mnc_core.cli.common import add_command, run_or_exit, seed_option
 
 if TYPE_CHECKING:
     from mnc_core.kb.schema import KnowledgeBase
@@ -172,12 +172,12 @@ def import_parc(
 
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
-    app.command("demo-kb")(demo_kb)
+    add_command(app, "demo-kb", demo_kb)
     importers = typer.Typer(
         name="import",
         help="Import past fine-tuning results into a knowledge base folder.",
         no_args_is_help=True,
     )
-    importers.command("transfergraph")(import_transfergraph)
-    importers.command("parc")(import_parc)
+    add_command(importers, "transfergraph", import_transfergraph)
+    add_command(importers, "parc", import_parc)
     app.add_typer(importers, name="import")

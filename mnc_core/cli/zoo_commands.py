@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnc_core.cli.common import run_or_exit
+from mnc_core.cli.common import add_command, run_or_exit
 
 if TYPE_CHECKING:
     from mnc_core.t2i.model_features import ModelFeatures
@@ -39,7 +39,6 @@ def features_json(features: ModelFeatures) -> dict:
     }
 
 
-@zoo_app.command("features")
 def features_command(
     model_dir: Annotated[
         list[Path] | None,
@@ -106,4 +105,5 @@ def _print_features(features: ModelFeatures, show_features: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
+    add_command(zoo_app, "features", features_command)
     app.add_typer(zoo_app, name="zoo")

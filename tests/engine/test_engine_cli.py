@@ -160,3 +160,26 @@ def test_ranking_rows_and_table_mark_unknown_values():
     lines = ranking_table(table).splitlines()
     assert lines[1].split() == ["1", "model-a", "0.500", "n/a", "12.5"]
     assert lines[2].split() == ["2", "model-b", "-0.250", "n/a", "-"]
+
+
+def test_help_lists_each_command_description_unbroken():
+    """`mnc --help` (and its groups) list each command's first docstring paragraph as
+    one sentence, not cut where the docstring's source lines end."""
+    import inspect
+
+    import typer
+
+    runner = CliRunner()
+    root = typer.main.get_command(app)
+    groups = [([], root)] + [([name], group) for name, group in root.commands.items()
+                             if hasattr(group, "commands")]
+    assert [path for path, _ in groups] == [[], ["import"], ["zoo"]]
+    for path, group in groups:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        lines = [" ".join(line.strip(" │").split()) for line in result.output.splitlines()]
+        for command in group.commands.values():
+            if command.callback is None or not command.callback.__doc__:
+                continue  # a group: its help is one line already
+            first = " ".join(inspect.cleandoc(command.callback.__doc__).split("\n\n")[0].split())
+            assert f"{command.name} {first}" in lines, (path, command.name)
