@@ -60,13 +60,7 @@ def next_model(
         typer.echo("stop: " + ("yes (" + "; ".join(result["stop_reasons"]) + ")"
                                if result["stop"] else "no"))
         typer.echo(f"M&C's share of the prior: {share:.2f} ({share_from})")
-        width = max([30, *(len(c["model"]) for c in result["candidates"][:show])])
-        typer.echo(f"{'model':<{width}} {'P(near-best)':>12} {'expected ' + knowledge.metric:>24}")
-        for row in result["candidates"][:show]:
-            expected = ("-" if row["expected_score"] is None else
-                        f"{row['expected_score']:.4g} +- {row['expected_score_sd']:.2g}")
-            typer.echo(f"{row['model']:<{width}} {row['near_best_probability']:>12.2f} "
-                       f"{expected:>24}")
+        _echo_candidates(result["candidates"][:show], knowledge.metric)
         if json_path is not None:
             report.write_json({"kb": str(kb), "metric": knowledge.metric,
                                "higher_is_better": knowledge.higher_is_better,
@@ -95,6 +89,19 @@ def fitted_prior_share(path: Path | None, dataset: str) -> tuple[float, str]:
     except ValueError as err:
         raise ValueError(f"{path}: not a near-best calibration ({err})") from err
     return calibrated_prior_share(calibration_for(stored, dataset)), f"fitted on {path}"
+
+
+def _echo_candidates(candidates: list[dict], metric: str) -> None:
+    """The untried models as a table (nothing when every model is tried)."""
+    if not candidates:
+        return
+    width = max([30, *(len(c["model"]) for c in candidates)])
+    typer.echo(f"{'model':<{width}} {'P(near-best)':>12} {'expected ' + metric:>24}")
+    for row in candidates:
+        expected = ("-" if row["expected_score"] is None else
+                    f"{row['expected_score']:.4g} +- {row['expected_score_sd']:.2g}")
+        typer.echo(f"{row['model']:<{width}} {row['near_best_probability']:>12.2f} "
+                   f"{expected:>24}")
 
 
 def acquire(

@@ -101,6 +101,19 @@ def test_next_cli(sparse_kb_dir, tmp_path):
     assert bad.exit_code == 2
 
 
+def test_next_cli_when_every_model_is_tried(small_kb, tmp_path):
+    """A dataset with every model scored: stop, name the best, no empty candidate table."""
+    kb_dir = write_kb(small_kb, tmp_path / "kb")
+    target = small_kb.datasets[0]
+    result = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", target])
+    assert result.exit_code == 0, result.output
+    scores = small_kb.edges[small_kb.edges["dataset"] == target].set_index("model")["score"]
+    best = scores.idxmax() if small_kb.higher_is_better else scores.idxmin()
+    assert f"already fine-tuned, best {best}" in result.output
+    assert "every model is tried" in result.output
+    assert "P(near-best)" not in result.output and "next:" not in result.output
+
+
 def test_evaluate_sequential_cli(small_kb, tmp_path):
     kb_dir = write_kb(small_kb, tmp_path / "kb")
     out = tmp_path / "seq.json"
