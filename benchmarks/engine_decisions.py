@@ -137,8 +137,10 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
         train = fold_train_scores(kb, folds[target])
         truth = folds[target].target_edges().set_index("model")["score"]
         eps, _ = target_terms(kb, target, truth)
+        # with the kernel, the mnc order is simulated below, on the kernel's posterior
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
-                                            prior, prior_share=shares[target])
+                                            None if kernel_weight else prior,
+                                            prior_share=shares[target])
         if kernel_weight:
             post = gaussian.build_posterior(train, hib, lambda b: kb_epsilon(kb, b), prior,
                                             shares[target])
