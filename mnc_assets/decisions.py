@@ -1,19 +1,19 @@
 """Decisions from the ranking: the near-best calibration every recommendation reads.
 
 `near_best_calibration` runs the engine's leave-one-out calibration
-(`mnc_core.engine.shortlist.calibration_pairs` + `calibrate`, what `mnc rank
---shortlist` runs per call) once on the current knowledge and stores it as plain JSON
-(`DataLayout.calibration_path`). It is the expensive part (a leave-one-out over the
-knowledge: tens of seconds to minutes), so it is an asset of its own: a recommendation
-reads the stored map in milliseconds (the landing sensor's goal is a recommendation
-within ~30 s of a dataset landing) instead of recalibrating for every dataset.
+(`mnc_core.engine.shortlist.calibration_document`: what `mnc calibrate` writes and
+`mnc rank --shortlist` runs per call without `--calibration`) once on the current
+knowledge and stores it as plain JSON (`DataLayout.calibration_path`). It is the
+expensive part (a leave-one-out over the knowledge: tens of seconds to minutes), so it
+is an asset of its own: a recommendation reads the stored map in milliseconds (the
+landing sensor's goal is a recommendation within ~30 s of a dataset landing) instead
+of recalibrating for every dataset.
 Like the graph and the ranker it follows the knowledge automatically, only while the
 FID edges' blocking check passes.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,21 +32,17 @@ GROUP = "selection"
 def near_best_calibration(artifacts: ArtifactStore, engine: EngineConfig):
     """The isotonic map from a model's predicted position to its probability of being
     near-best, fitted on the leave-one-out of the current knowledge (Brier, ECE)."""
-    from mnc_core.engine.shortlist import calibrate, calibration_pairs, calibration_to_json
+    from mnc_core.engine.report import write_json
+    from mnc_core.engine.shortlist import calibration_document
     from mnc_core.kb.store import read_kb
 
     kb = read_kb(artifacts.layout.knowledge_dir(CURRENT))
-    pairs = calibration_pairs(kb, engine.settings(), engine.seed)
-    if pairs.empty:
-        raise dg.Failure("no dataset of the knowledge can be left out for calibration (each "
-                         "needs known edges and another dataset to learn from)")
-    document = {**calibration_to_json(calibrate(pairs)), "ranker": engine.ranker,
-                "seed": engine.seed, "models": len(kb.models)}
+    try:
+        document = calibration_document(kb, engine.settings(), engine.seed)
+    except ValueError as err:
+        raise dg.Failure(str(err)) from err
     path = artifacts.layout.calibration_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    tmp.replace(path)  # readers never see a half-written file
+    write_json(document, path)  # atomically: readers never see a half-written file
     curve = pd.DataFrame(document["reliability_curve"])
     return dg.MaterializeResult(metadata={
         "brier": dg.MetadataValue.float(document["brier"]),
@@ -62,14 +58,14 @@ def near_best_calibration(artifacts: ArtifactStore, engine: EngineConfig):
 
 def read_calibration(path: Path) -> dict | None:
     """The stored calibration, or None when `near_best_calibration` has not run yet."""
-    from mnc_core.engine.shortlist import calibration_from_json
+    from mnc_core.engine.shortlist import read_calibration_file
 
     if not path.is_file():
         return None
     try:
-        return calibration_from_json(json.loads(path.read_text(encoding="utf-8")))
-    except ValueError as err:  # json.JSONDecodeError is a ValueError
-        raise dg.Failure(f"the stored calibration {path} is not usable ({err}): "
+        return read_calibration_file(path)
+    except ValueError as err:
+        raise dg.Failure(f"the stored calibration is not usable ({err}): "
                          "re-materialise near_best_calibration") from err
 
 
@@ -103,10 +99,8 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
         calibrated_prior_share,
         calibration_for,
         model_costs,
-        near_best_from_raw,
-        raw_confidence,
+        shortlist_from_calibration,
     )
-    from mnc_core.engine.shortlist import shortlist as make_shortlist
 
     models = table.index
     notes: list[str] = []
@@ -124,11 +118,9 @@ def decide(kb, dataset: str, table: pd.DataFrame, calibration: dict | None,
     else:
         calibration = calibration_for(calibration, dataset)  # never its own results
         share = calibrated_prior_share(calibration)
-        probability = pd.Series(
-            near_best_from_raw(calibration, raw_confidence(table["rank"]).to_numpy()),
-            index=models)
-        short = make_shortlist(table, probability, costs, engine.shortlist_target,
-                               first_near_best=calibration["first_near_best"] or None)
+        short = shortlist_from_calibration(kb, dataset, table, calibration,
+                                           engine.shortlist_target)
+        probability = pd.Series(short["near_best_probability"]).reindex(models)
         member = pd.Series(models.isin(short["models"]), index=models, dtype="boolean")
     known = kb.edges[(kb.edges["dataset"] == dataset) & kb.edges["score"].notna()]
     pick = None

@@ -1,4 +1,4 @@
-"""`mnc` commands that turn the ranking into decisions: `next` and `acquire`.
+"""`mnc` commands that turn the ranking into decisions: `calibrate`, `next`, `acquire`.
 
 Heavy modules are imported inside the commands (the CLI starts fast); errors a user
 can fix print one line and exit with status 2 (`run_or_exit`).
@@ -6,14 +6,19 @@ can fix print one line and exit with status 2 (`run_or_exit`).
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mnc_core.cli.common import add_command, run_or_exit, seed_option
-from mnc_core.cli.engine_commands import _settings, _setup, read_kb_for_dataset
+from mnc_core.cli.engine_commands import (
+    _settings,
+    _setup,
+    read_kb_for_dataset,
+    read_stored_calibration,
+)
 from mnc_core.engine import decision_defaults
 
 
@@ -32,9 +37,9 @@ def next_model(
     ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
     seed: Annotated[int, seed_option("Seed of walks and ranker.")] = 0,
     calibration: Annotated[
-        Path | None, typer.Option(help="A stored near-best calibration (the platform's "
-                                  "near_best_calibration.json): M&C's share of the prior "
-                                  "is fitted on its leave-one-out, else 0.5.")
+        Path | None, typer.Option(help="A stored near-best calibration (mnc calibrate, or "
+                                  "the platform's near_best_calibration.json): M&C's share "
+                                  "of the prior is fitted on its leave-one-out, else 0.5.")
     ] = None,
 ) -> None:
     """The next model to fine-tune on DATASET given the scores already known for it in
@@ -45,7 +50,7 @@ def next_model(
         from mnc_core.engine.sequential import next_pick
 
         knowledge = read_kb_for_dataset(kb, dataset, json_path)
-        share, share_from = fitted_prior_share(calibration, dataset)
+        share, share_from = fitted_prior_share(calibration, knowledge, dataset, ranker, seed)
         result = next_pick(knowledge, dataset, _settings(ranker, None, None), seed, budget,
                            stop_probability, prior_share=share)
         tried = result["tried"]
@@ -71,23 +76,16 @@ def next_model(
     run_or_exit(action)
 
 
-def fitted_prior_share(path: Path | None, dataset: str) -> tuple[float, str]:
+def fitted_prior_share(path: Path | None, knowledge, dataset: str, ranker: str,
+                       seed: int) -> tuple[float, str]:
     """M&C's share of the sequential prior from a stored calibration (its points of
     `dataset` left out) and where it came from; the default without one."""
     from mnc_core.engine.score_posterior import PRIOR_SHARE
-    from mnc_core.engine.shortlist import (
-        calibrated_prior_share,
-        calibration_for,
-        calibration_from_json,
-    )
-    from mnc_core.textfiles import read_text
+    from mnc_core.engine.shortlist import calibrated_prior_share, calibration_for
 
     if path is None:
         return PRIOR_SHARE, "the default; --calibration FILE fits it"
-    try:  # OSError (a missing file) names the file already; JSONDecodeError is a ValueError
-        stored = calibration_from_json(json.loads(read_text(path)))
-    except ValueError as err:
-        raise ValueError(f"{path}: not a near-best calibration ({err})") from err
+    stored = read_stored_calibration(path, knowledge, ranker, seed)
     return calibrated_prior_share(calibration_for(stored, dataset)), f"fitted on {path}"
 
 
@@ -99,9 +97,16 @@ def _echo_candidates(candidates: list[dict], metric: str) -> None:
     typer.echo(f"{'model':<{width}} {'P(near-best)':>12} {'expected ' + metric:>24}")
     for row in candidates:
         expected = ("-" if row["expected_score"] is None else
-                    f"{row['expected_score']:.4g} +- {row['expected_score_sd']:.2g}")
+                    _with_sd(row["expected_score"], row["expected_score_sd"]))
         typer.echo(f"{row['model']:<{width}} {row['near_best_probability']:>12.2f} "
                    f"{expected:>24}")
+
+
+def _with_sd(value: float, sd: float) -> str:
+    """`value +- sd` with the sd to two significant digits and the value to as many
+    decimals (a column of such figures lines up and reads at one precision)."""
+    decimals = 2 if not sd > 0 else max(0, 1 - math.floor(math.log10(sd)))
+    return f"{value:.{decimals}f} +- {sd:.{decimals}f}"
 
 
 def acquire(
@@ -141,7 +146,35 @@ def acquire(
     run_or_exit(action)
 
 
+def calibrate(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base folder.")],
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the calibration.")],
+    ranker: Annotated[str, typer.Option(help="Ranker name.")] = "catboost-class",
+    seed: Annotated[int, seed_option("Seed of walks and ranker.")] = 0,
+) -> None:
+    """Calibrate the near-best probabilities on the KB's leave-one-out and store them
+    (the file the platform keeps; mnc rank and mnc next read it with --calibration)."""
+
+    def action() -> None:
+        from mnc_core.engine import report
+        from mnc_core.engine.shortlist import calibration_document
+        from mnc_core.kb.store import read_kb
+
+        report.check_json_path(json_path, kb)
+        knowledge = read_kb(kb)
+        document = calibration_document(knowledge, _settings(ranker, None, None), seed)
+        report.write_json(document, json_path)
+        typer.echo(f"wrote {json_path}: {document['datasets']} datasets, {document['pairs']} "
+                   f"(model, dataset) pairs left out in turn; Brier {document['brier']:.3f}, "
+                   f"ECE {document['ece']:.3f}; M&C's share of the sequential prior "
+                   f"{document['prior_share']:.2f}")
+
+    _setup()
+    run_or_exit(action)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the `mnc` app."""
+    add_command(app, "calibrate", calibrate)
     add_command(app, "next", next_model)
     add_command(app, "acquire", acquire)

@@ -208,6 +208,12 @@ def rank(
     by_cost: Annotated[
         bool, typer.Option(help="Shortlist ordered by expected gain per GPU hour.")
     ] = False,
+    calibration: Annotated[
+        Path | None, typer.Option(help="The shortlist from a stored near-best calibration "
+                                  "(mnc calibrate, or the platform's "
+                                  "near_best_calibration.json) instead of a leave-one-out "
+                                  "per call; implies --shortlist.")
+    ] = None,
 ) -> None:
     """Rank every model for one dataset, treating it as new (its known scores shown beside)."""
 
@@ -217,6 +223,8 @@ def rank(
 
         knowledge = read_kb_for_dataset(kb, dataset, json_path)
         settings = _settings(ranker, None, None)
+        stored = (None if calibration is None
+                  else read_stored_calibration(calibration, knowledge, ranker, seed))
         table = rank_new_dataset(knowledge, dataset, settings, seed)
         typer.echo(f"{dataset}: predicted ranking ({knowledge.metric}, "
                    f"{'higher' if knowledge.higher_is_better else 'lower'} is better when known)")
@@ -224,18 +232,33 @@ def rank(
         document = {"kb": str(kb), "dataset": dataset, "metric": knowledge.metric,
                     "higher_is_better": knowledge.higher_is_better, "ranker": ranker,
                     "seed": seed, "ranking": report.ranking_rows(table)}
-        if shortlist:
+        if shortlist or stored is not None:  # imported here: a plain rank stays lean
             from mnc_core.engine.decision_report import shortlist_text
-            from mnc_core.engine.shortlist import shortlist_for
+            from mnc_core.engine.shortlist import shortlist_for, shortlist_from_calibration
 
-            document["shortlist"] = shortlist_for(
-                knowledge, dataset, table, settings, seed, probability, by_cost)
+            document["shortlist"] = (
+                shortlist_for(knowledge, dataset, table, settings, seed, probability, by_cost)
+                if stored is None else shortlist_from_calibration(
+                    knowledge, dataset, table, stored, probability, by_cost))
             typer.echo(shortlist_text(document["shortlist"]))
+        if stored is not None:
+            document["calibration"] = str(calibration)
         if json_path is not None:
             report.write_json(document, json_path)
 
     _setup()
     run_or_exit(action)
+
+
+def read_stored_calibration(path: Path, knowledge, ranker: str, seed: int) -> dict:
+    """A stored near-best calibration (`--calibration`), with a warning on stderr for
+    each sign that it was fitted on another KB or ranking (it is still used)."""
+    from mnc_core.engine.shortlist import read_calibration_file, stale_calibration
+
+    stored = read_calibration_file(path)
+    for reason in stale_calibration(stored, knowledge, ranker, seed):
+        typer.echo(f"warning: {path} may be stale: {reason} (re-run mnc calibrate)", err=True)
+    return stored
 
 
 def register(app: typer.Typer) -> None:

@@ -29,6 +29,9 @@ leave-one-out and without unpickling anything.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -128,7 +131,9 @@ def calibrate(pairs: pd.DataFrame) -> dict:
         fit = _isotonic(pairs["raw"].to_numpy()[~held], pairs["near"].to_numpy()[~held])
         crossed[held] = fit.predict(pairs["raw"].to_numpy()[held])
     outcome = pairs["near"].to_numpy()
-    return {"map": model, "first_near_best": _first_near_best(pairs),
+    return {"map": model, "x_thresholds": model.X_thresholds_.astype(float),
+            "y_thresholds": model.y_thresholds_.astype(float),
+            "first_near_best": _first_near_best(pairs),
             "brier": brier(crossed, outcome), "ece": ece(crossed, outcome),
             "pairs": int(len(pairs)), "datasets": int(pairs["dataset"].nunique()),
             "reliability_curve": reliability_curve(crossed, outcome),
@@ -297,14 +302,69 @@ def shortlist_for(kb, dataset, table, settings=None, seed=0, target=DEFAULT_TARG
     pairs = calibration_pairs(kb, settings, seed, exclude=dataset)
     if pairs.empty:
         raise ValueError("no other dataset to calibrate the near-best probabilities on")
-    calibration = calibrate(pairs)
-    probability = pd.Series(calibration["map"].predict(raw_confidence(table["rank"]).to_numpy()),
-                            index=table.index)
+    return shortlist_from_calibration(kb, dataset, table, calibrate(pairs), target, by_cost)
+
+
+def shortlist_from_calibration(kb, dataset: str, table: pd.DataFrame, calibration: dict,
+                               target: float = DEFAULT_TARGET, by_cost: bool = False) -> dict:
+    """`dataset`'s shortlist from a calibration (`calibrate`'s, or a stored one read by
+    `calibration_from_json`), its own leave-one-out points left out (`calibration_for`),
+    with each model's near-best probability, the reliability and, with costs, each
+    model's GPU hours."""
+    calibration = calibration_for(calibration, dataset)
+    raw = raw_confidence(table["rank"]).to_numpy()
+    probability = pd.Series(near_best_from_raw(calibration, raw), index=table.index)
     costs = model_costs(kb)
     result = shortlist(table, probability, costs, target, by_cost,
-                       calibration["first_near_best"])
+                       calibration["first_near_best"] or None)
     result["reliability"] = {k: calibration[k] for k in ("brier", "ece", "pairs", "datasets")}
     result["near_best_probability"] = {m: float(p) for m, p in probability.items()}
     if costs is not None:
         result["cost"] = {m: float(c) for m, c in costs.items()}
     return result
+
+
+def calibration_document(kb, settings=None, seed: int = 0) -> dict:
+    """The KB's calibration as the JSON document the platform stores and `mnc calibrate`
+    writes (`calibration_to_json`, plus the ranker, seed and number of models it was
+    fitted with, so that a reader can tell a stale one); ValueError when no dataset can
+    be left out."""
+    from mnc_core.engine.predict import EngineSettings
+
+    pairs = calibration_pairs(kb, settings, seed)
+    if pairs.empty:
+        raise ValueError("no dataset of the knowledge can be left out for calibration (each "
+                         "needs known edges and another dataset to learn from)")
+    ranker = (settings or EngineSettings()).ranker
+    return {**calibration_to_json(calibrate(pairs)), "ranker": ranker, "seed": seed,
+            "models": len(kb.models)}
+
+
+def read_calibration_file(path: Path) -> dict:
+    """A calibration document from `path`, checked (`calibration_from_json`); a
+    ValueError naming the file when it is not one (a missing file: OSError)."""
+    from mnc_core.textfiles import read_text
+
+    try:  # JSONDecodeError is a ValueError
+        return calibration_from_json(json.loads(read_text(path)))
+    except ValueError as err:
+        raise ValueError(f"{path}: not a near-best calibration ({err})") from err
+
+
+def stale_calibration(calibration: dict, kb, ranker: str, seed: int) -> list[str]:
+    """Why a stored calibration may not fit this KB and ranking (empty: nothing seen)."""
+    reasons = []
+    if calibration.get("models") not in (None, len(kb.models)):
+        reasons.append(f"it was fitted on {calibration['models']} models, the KB has "
+                       f"{len(kb.models)}")
+    if calibration.get("ranker") not in (None, ranker):
+        reasons.append(f"it was fitted with ranker {calibration['ranker']}, not {ranker}")
+    if calibration.get("seed") not in (None, seed):
+        reasons.append(f"it was fitted with seed {calibration['seed']}, not {seed}")
+    points = calibration.get("points")
+    if points is not None:
+        unknown = sorted(set(points["dataset"]) - set(kb.datasets))
+        if unknown:
+            reasons.append(f"{len(unknown)} of its datasets are not in the KB "
+                           f"(e.g. {unknown[0]})")
+    return reasons

@@ -5,6 +5,7 @@ order, the protocol on a small KB, and
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,11 @@ def test_next_cli(sparse_kb_dir, tmp_path):
     assert len(document["candidates"]) == 3
     for candidate in document["candidates"]:  # two scores known: the level is learnt
         assert candidate["expected_score"] > 0 and candidate["expected_score_sd"] > 0
+        # printed at the precision of its sd: two significant digits, as many decimals
+        sd = candidate["expected_score_sd"]
+        decimals = max(0, 1 - math.floor(math.log10(sd)))
+        assert (f"{candidate['expected_score']:.{decimals}f} +- {sd:.{decimals}f}"
+                in result.output)
     assert 0 <= document["tried_near_best_probability"] <= 1
     assert f"next: {document['next']}" in result.output
     assert document["prior_share"] == 0.5 and "share of the prior: 0.50 (the default" in \

@@ -75,6 +75,32 @@ def test_rank_shortlist_cli(small_kb, tmp_path):
     assert short["gpu_hours_saved"] == pytest.approx(5.0 - len(short["models"]))  # cost 1 each
     assert "shortlist (rank)" in result.output
 
+    # `mnc calibrate` stores the leave-one-out once; `mnc rank --calibration` reads it
+    # and gives the per-call shortlist (the dataset's own points left out) in a
+    # fraction of the time
+    stored = tmp_path / "calibration.json"
+    made = CliRunner().invoke(app, ["calibrate", "--kb", str(kb_dir), "--json", str(stored)])
+    assert made.exit_code == 0, made.output
+    calibration = json.loads(stored.read_text())
+    assert calibration["datasets"] == len(small_kb.datasets) and calibration["models"] == 5
+    assert f"wrote {stored}: {len(small_kb.datasets)} datasets" in made.output
+    again = tmp_path / "again.json"
+    read = CliRunner().invoke(
+        app, ["rank", "--kb", str(kb_dir), "--dataset", target, "--calibration", str(stored),
+              "--json", str(again)])
+    assert read.exit_code == 0, read.output
+    from_file = json.loads(again.read_text())
+    assert from_file["calibration"] == str(stored) and "may be stale" not in read.output
+    for key in ("models", "probability", "gpu_hours_saved"):
+        assert from_file["shortlist"][key] == short[key], key
+    assert from_file["shortlist"]["near_best_probability"] == pytest.approx(
+        short["near_best_probability"])
+    other_seed = CliRunner().invoke(
+        app, ["rank", "--kb", str(kb_dir), "--dataset", target, "--calibration", str(stored),
+              "--seed", "1"])
+    assert other_seed.exit_code == 0, other_seed.output
+    assert f"{stored} may be stale: it was fitted with seed 0, not 1" in other_seed.output
+
 
 def test_stored_calibration_predicts_as_the_isotonic_map():
     import json
@@ -188,3 +214,18 @@ def test_the_stored_calibration_fits_the_sequential_prior_share_without_the_data
     with pytest.raises(ValueError, match="finite"):
         calibration_from_json({**document, "points": {
             **document["points"], "share_den": [-1.0] * 6}})
+
+
+def test_stale_calibration_names_what_differs(small_kb):
+    """A stored calibration fitted on another KB or ranking is named for what differs."""
+    from mnc_core.engine.shortlist import stale_calibration
+
+    points = pd.DataFrame({"dataset": [small_kb.datasets[0], "gone"]})
+    fits = {"models": len(small_kb.models), "ranker": "catboost-class", "seed": 0,
+            "points": points.iloc[:1]}
+    assert stale_calibration(fits, small_kb, "catboost-class", 0) == []
+    reasons = stale_calibration({**fits, "models": 7, "points": points}, small_kb,
+                                "catboost-regression", 0)
+    assert reasons == [f"it was fitted on 7 models, the KB has {len(small_kb.models)}",
+                       "it was fitted with ranker catboost-class, not catboost-regression",
+                       "1 of its datasets are not in the KB (e.g. gone)"]
