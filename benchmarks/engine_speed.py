@@ -25,6 +25,10 @@ Figures (demo KB, `make_zoo_demo_kb()`: 10 models x 32 datasets):
   - `next_cold` / `acquire_cold`: `mnc next --budget 5` (the dataset with 2 known
     scores: the KB's other 8 of that dataset's edges removed) and `mnc acquire --n 10`
     on that KB, each in a fresh process (issue 13: `mnc next` <= 10 s cold);
+  - `shortlist_cold` / `calibrate` / `shortlist_stored_cold`: `mnc rank --shortlist`
+    (a leave-one-out of the other datasets per call), `mnc calibrate` (that
+    leave-one-out once, stored) and `mnc rank --calibration` reading the stored file,
+    each in a fresh process;
   - `sequential_evaluate`: `mnc evaluate --protocol sequential --budget 5` on the
     demo KB (issue 13: <= 5 minutes; skipped with --skip-loo, as the LOO);
   - `rank_warm`: in one process, `rank_new_dataset` for one dataset (imports and
@@ -142,6 +146,18 @@ def next_cold(folder: Path, dataset: str) -> dict:
     return figures
 
 
+def shortlist_cold(folder: Path, dataset: str, stored: Path | None = None) -> dict:
+    """`mnc rank --shortlist`, or with `stored` `mnc rank --calibration stored`."""
+    extra = ["--shortlist"] if stored is None else ["--calibration", str(stored)]
+    figures, _ = run([MNC, "rank", "--kb", str(folder), "--dataset", dataset, *extra])
+    return figures
+
+
+def calibrate(folder: Path, stored: Path) -> dict:
+    figures, _ = run([MNC, "calibrate", "--kb", str(folder), "--json", str(stored)])
+    return figures
+
+
 def acquire_cold(folder: Path) -> dict:
     figures, _ = run([MNC, "acquire", "--kb", str(folder), "--n", "10"])
     return figures
@@ -203,6 +219,12 @@ def main() -> None:
         sparse = sparse_copy(kb, dataset, tmp / "kb-sparse")
         results["next_cold"] = measure("next, cold", lambda: next_cold(sparse, dataset))
         results["acquire_cold"] = measure("acquire, cold", lambda: acquire_cold(sparse))
+        stored = tmp / "calibration.json"
+        results["shortlist_cold"] = measure(
+            "rank --shortlist, cold", lambda: shortlist_cold(folder, dataset))
+        results["calibrate"] = measure("calibrate", lambda: calibrate(folder, stored))
+        results["shortlist_stored_cold"] = measure(
+            "rank --calibration, cold", lambda: shortlist_cold(folder, dataset, stored))
         if not args.skip_loo:
             results["loo_evaluate"] = measure("LOO evaluate (full)", lambda: loo(folder, tmp))
             results["sequential_evaluate"] = measure(
