@@ -249,8 +249,11 @@ def page(browser, server: Server, request: pytest.FixtureRequest) -> Iterator:
     context = browser.new_context(viewport={"width": 1600, "height": 1200})
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    # Dagster's one-time "Join the Dagster community" dialog covers whatever page comes
-    # first: skip it whenever it shows up.
+    # Dagster's one-time "Join the Dagster community" dialog pops up a second after a page
+    # loads and, dismissed then, closes whatever popover was open (the partition picker):
+    # start as a browser that dismissed it before (the key its "Skip" writes), and skip it
+    # should it show up all the same.
+    page.add_init_script("localStorage.setItem('communityNux', JSON.stringify('1'))")
     page.add_locator_handler(page.get_by_text("Join the Dagster community"),
                              lambda _: page.get_by_role("button", name="Skip").click())
     try:
@@ -330,7 +333,11 @@ def test_a_recommendation_launched_from_the_ui_shows_its_table_and_plot(
         confirm.click()
     launch.get_by_role("img", name="expand_more").click()  # the partition picker
     page.get_by_placeholder("Filter partitions").fill(DATASET)
-    page.get_by_role("menuitem").filter(has_text=DATASET).click()
+    # The picker re-renders its items while partition statuses load, so a pointer click
+    # can race a detached node; the DOM click event resolves and fires in one step.
+    item = page.get_by_role("menuitem").filter(has_text=DATASET)
+    item.wait_for()
+    item.dispatch_event("click")
     launch.get_by_text("Launch runs to materialize").click()  # close the picker
     launch.get_by_role("button", name="Launch 1 run").click()
     toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}")).first
