@@ -13,6 +13,8 @@ fine-tune next, and whether to stop).
 """
 
 
+import shlex
+
 import dagster as dg
 import pandas as pd
 
@@ -173,8 +175,11 @@ def recommendation(
     calibration_file = artifacts.layout.calibration_path()
     calibration = read_calibration(calibration_file)
     decision = decide(kb, dataset, table, calibration, engine)
-    # `mnc next` fits M&C's prior share on the same stored calibration
-    with_calibration = "" if calibration is None else f" --calibration {calibration_file}"
+    # `mnc rank` reads the same stored calibration for the shortlist, `mnc next` for its
+    # prior share: the commands below reproduce what this asset decided
+    common = ["--kb", str(folder), "--dataset", dataset, "--ranker", engine.ranker,
+              "--seed", str(engine.seed)]
+    stored = [] if calibration is None else ["--calibration", str(calibration_file)]
     rows = recommendation_rows(table, dataset, engine, context.run_id, decision)
     warehouse.replace_partition("recommendations", {"dataset": dataset}, rows)
     shown = rows[["rank", "model", "goodness", "confidence", "known_score",
@@ -189,11 +194,11 @@ def recommendation(
             bars(rows.set_index("model")["confidence"].head(TOP_K), "confidence"),
             f"confidence of the top {min(TOP_K, len(rows))} for {dataset}, "
             "in predicted order (best on top)")),
-        "reproduce": f"mnc rank --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
-                     f"--seed {engine.seed}",
-        "reproduce_next": f"mnc next --kb {folder} --dataset {dataset} --ranker {engine.ranker} "
-                          f"--seed {engine.seed} --stop-probability {engine.stop_probability}"
-                          f"{with_calibration}",
+        "reproduce": shlex.join(["mnc", "rank", *common, *stored, *(
+            [] if calibration is None else ["--probability", str(engine.shortlist_target)])]),
+        "reproduce_next": shlex.join([
+            "mnc", "next", *common, "--stop-probability", str(engine.stop_probability),
+            *stored]),
     })
 
 

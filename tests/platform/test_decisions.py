@@ -152,6 +152,17 @@ def test_a_recommendation_reads_the_stored_calibration(world, target):
     assert metadata["notes"].value == "none"
     types = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
     assert (types["in_shortlist"], types["next_order"], types["stop"]) == ("bool", "int", "bool")
+    # the command the metadata gives reproduces the shortlist from the same calibration
+    out = platform.root / f"rank-{target}.json"
+    command = shlex.split(metadata["reproduce"].value)
+    assert command[:2] == ["mnc", "rank"] and "--calibration" in command
+    ranked = CliRunner().invoke(app, [*command[1:], "--json", str(out)])
+    assert ranked.exit_code == 0, ranked.output
+    again = json.loads(out.read_text())["shortlist"]
+    assert sorted(again["models"]) == sorted(short)
+    np.testing.assert_allclose(
+        pd.Series(again["near_best_probability"]).reindex(rows.index),
+        rows["near_best_probability"])
 
 
 def _plant_edge(world: World, model: str, dataset: str) -> None:
