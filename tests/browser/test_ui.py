@@ -333,8 +333,9 @@ def test_a_recommendation_launched_from_the_ui_shows_its_table_and_plot(
         confirm.click()
     launch.get_by_role("img", name="expand_more").click()  # the partition picker
     page.get_by_placeholder("Filter partitions").fill(DATASET)
-    # The picker re-renders its items while partition statuses load, so a pointer click
-    # can race a detached node; the DOM click event resolves and fires in one step.
+    # A pointer click waits for the item to hold still and in CI kept finding it detached
+    # (the picker re-rendered it) until it timed out; the DOM click event finds the
+    # visible item and fires in one step.
     item = page.get_by_role("menuitem").filter(has_text=DATASET)
     item.wait_for()
     item.dispatch_event("click")
