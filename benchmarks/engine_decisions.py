@@ -3,7 +3,8 @@ and PARC, over seeds, with paired bootstrap intervals of the difference to Overa
 
     NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/engine_decisions.py \
         [--kbs demo,tg,parc] [--seeds 3] [--cache DIR] [--out PATH] \
-        [--prior-share fitted|0.5] [--feature-kernel 0.5] [--compare OTHER.json]
+        [--prior-share fitted|0.5] [--feature-kernel 0.5] [--own-source-best]
+        [--compare OTHER.json]
 (default out: benchmarks/results/engine_decisions.json)
 
 Per KB and seed (default settings; the TransferGraph KB is the default import with
@@ -19,6 +20,11 @@ its LoRA runs as auxiliary results, the 8 published targets; results cached unde
   sequential`, or fixed by `--prior-share`) and `collaborative` (the rank-scenario
   baseline). `--feature-kernel W` adds W x the cosine similarity of the models'
   standardised features to the prior covariance (a sensitivity check, not the engine).
+  `--own-source-best` fills each training dataset's missing scores of the models
+  pre-trained on it with that dataset's best score (an assumption: pre-training on a
+  dataset makes the best starting point for it; a sensitivity check, not the engine),
+  and prints where the KB can check the assumption: the rank of the own-source
+  scores it does hold.
 Figures: mean fine-tunings to near-best (with median and max over targets), regret@3
 of the one-shot orders and regret after 3 sequential picks, averaged over seeds; the
 95 % paired bootstrap interval (2000 resamples of the targets, seeds pooled per
@@ -50,8 +56,10 @@ from mnc_core.engine.decisions import (  # noqa: E402
     target_terms,
 )
 from mnc_core.engine.inputs import BOTH  # noqa: E402
+from mnc_core.engine.metrics import oriented  # noqa: E402
 from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds  # noqa: E402
 from mnc_core.engine.protocols import _folds, leave_one_out, prior_shares  # noqa: E402
+from mnc_core.kb.importers.common import column_key  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -123,8 +131,52 @@ def feature_kernel(kb, models: list[str]) -> np.ndarray:
     return unit @ unit.T
 
 
+def own_sources(kb) -> dict[str, str]:
+    """model -> the KB dataset it was pre-trained on, read from the importers' one-hot
+    `source_<name>` model features (PARC, TransferGraph; none in the demo KB)."""
+    originals = {}
+    if kb.id_map is not None:
+        names = kb.id_map[kb.id_map["kind"] == "dataset"]
+        originals = dict(zip(names["id"], names["original"], strict=True))
+    sources = {}
+    for dataset in kb.datasets:
+        column = f"source_{column_key(originals.get(dataset, dataset))}"
+        if column in kb.model_features.columns:
+            hits = kb.model_features.index[kb.model_features[column] == 1]
+            sources |= dict.fromkeys(map(str, hits), dataset)
+    return sources
+
+
+def own_source_best(train: pd.DataFrame, sources: dict[str, str], hib: bool) -> pd.DataFrame:
+    """`train` (dataset x model) with each missing (own source, model) score set to that
+    dataset's best score (`--own-source-best`)."""
+    filled = train.copy()
+    for model, dataset in sources.items():
+        if dataset in filled.index and model in filled.columns and pd.isna(
+                filled.at[dataset, model]):
+            row = filled.loc[dataset]
+            filled.at[dataset, model] = row.max() if hib else row.min()
+    return filled
+
+
+def own_source_check(kb, sources: dict[str, str]) -> str:
+    """Where the KB holds a model's score on its own pre-training dataset: how high it
+    ranks there (the assumption of `--own-source-best` is that it is the best)."""
+    scores = kb.score_matrix()
+    held = [(m, d) for m, d in sources.items() if pd.notna(scores.at[d, m])]
+    if not held:
+        return (f"own-source check: {len(sources)} models pre-trained on a KB dataset, "
+                "none scored there (the assumption cannot be checked on this KB)")
+    share = [float(oriented(scores.loc[d], kb.higher_is_better).rank(pct=True)[m])
+             for m, d in held]
+    best = sum(oriented(scores.loc[d], kb.higher_is_better).idxmax() == m for m, d in held)
+    return (f"own-source check: {len(held)} of {len(sources)} models pre-trained on a KB "
+            f"dataset are scored there: percentile median {np.median(share):.2f} "
+            f"(min {min(share):.2f}), the dataset's best in {best}")
+
+
 def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fitted",
-             kernel_weight: float = 0.0) -> dict[str, dict[str, dict]]:
+             kernel_weight: float = 0.0, own_source: bool = False) -> dict[str, dict[str, dict]]:
     hib = kb.higher_is_better
     rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
     rows |= {"mnc-seq": {}, "collaborative": {}}
@@ -135,6 +187,8 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
         shares = dict.fromkeys(goodness, float(prior_share))
     for target, prior in goodness.items():
         train = fold_train_scores(kb, folds[target])
+        if own_source:
+            train = own_source_best(train, own_sources(kb), hib)
         truth = folds[target].target_edges().set_index("model")["score"]
         eps, _ = target_terms(kb, target, truth)
         # with the kernel, the mnc order is simulated below, on the kernel's posterior
@@ -236,6 +290,9 @@ def main() -> None:
     parser.add_argument("--feature-kernel", type=float, default=0.0,
                         help="weight of a model-feature kernel added to the prior covariance "
                         "(a sensitivity check; 0 = the engine's posterior)")
+    parser.add_argument("--own-source-best", action="store_true",
+                        help="fill the missing scores of models on their own pre-training "
+                        "dataset with its best (a sensitivity check of that assumption)")
     args = parser.parse_args()
     document = {}
     for name in args.kbs.split(","):
@@ -245,7 +302,7 @@ def main() -> None:
         kb, targets = load_kb(name)
         per_seed = [rows_for(kb, predictions(kb, name, targets, s, args.cache),
                              one_shot_rows(kb, name, targets, s, args.cache), args.prior_share,
-                             args.feature_kernel)
+                             args.feature_kernel, args.own_source_best)
                     for s in range(args.seeds)]
         summary = summarise(per_seed)
         document[name] = {"seeds": args.seeds, "summary": summary, "per_seed_rows": per_seed}
@@ -268,6 +325,8 @@ def main() -> None:
               f"{0.7 * r3['overall']['mean']:.4f})")
         shares = [r["mnc-seq"][t]["prior_share"] for r in per_seed for t in r["mnc-seq"]]
         say(f"mnc-seq prior share: {min(shares):.2f} - {max(shares):.2f} over targets and seeds")
+        if args.own_source_best:
+            say(own_source_check(kb, own_sources(kb)))
         if args.compare is not None:
             compare(name, per_seed, json.loads(args.compare.read_text()).get(name), args.compare)
     args.out.parent.mkdir(parents=True, exist_ok=True)
