@@ -17,7 +17,8 @@ unexport PYTHONDONTWRITEBYTECODE
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: env demo demo-kb demo-engine test test-e2e test-browser screenshots test-slow lint bench ui
+.PHONY: env demo demo-kb demo-engine test test-e2e test-browser screenshots test-slow lint bench \
+	bench-decisions bench-platform ui
 
 # uv itself is the only thing installed outside .venv (pip, from PyPI).
 env:
@@ -91,3 +92,26 @@ bench: env
 	$(RUN) python benchmarks/engine_tg_quality.py --seeds 3 --json benchmarks/results/engine_tg_quality.json
 	$(RUN) python benchmarks/zoo_table2.py
 	$(RUN) python benchmarks/t2i_train_bench.py --quick --out benchmarks/results/t2i_train_bench_quick_cpu.json
+
+# The README's "Decisions" and "Acquisition" figures: the engine's run, then its
+# sensitivity runs on the same cached leave-one-out predictions (the first run fills
+# the cache; the later ones only re-simulate), then the acquisition simulation (the
+# longest part: M&C's leave-one-out is fitted again after every acquired batch).
+DECISIONS = benchmarks/results/engine_decisions
+DECISIONS_CACHE ?= out/decisions_cache
+bench-decisions: env
+	$(RUN) python benchmarks/engine_decisions.py --cache $(DECISIONS_CACHE) \
+		--prior-share 0.5 --out $(DECISIONS)_share_0.5.json
+	$(RUN) python benchmarks/engine_decisions.py --cache $(DECISIONS_CACHE) \
+		--compare $(DECISIONS)_share_0.5.json --out $(DECISIONS).json
+	$(RUN) python benchmarks/engine_decisions.py --cache $(DECISIONS_CACHE) \
+		--feature-kernel 0.5 --compare $(DECISIONS)_share_0.5.json --out $(DECISIONS)_feature_kernel.json
+	$(RUN) python benchmarks/engine_decisions.py --cache $(DECISIONS_CACHE) \
+		--own-source-best --compare $(DECISIONS).json --out $(DECISIONS)_own_source.json
+	$(RUN) python benchmarks/engine_acquisition.py --seeds 3
+
+# The README's platform figures (definitions import, asset overhead, sensor latency
+# through dagster-daemon); on a busy machine they measure the load too.
+bench-platform: env
+	$(RUN) python benchmarks/platform_bench.py --repeats 5 --json benchmarks/results/platform_bench.json
+	$(RUN) python benchmarks/platform_sensor_latency.py
