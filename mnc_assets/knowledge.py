@@ -170,7 +170,7 @@ def assemble_current_knowledge(
         combine_features,
         embedding_features,
     )
-    from mnc_core.kb.store import read_kb, write_kb
+    from mnc_core.kb.store import write_and_read_kb
 
     imported = [read_imported(f) for f in knowledge_imports.folders]
     metric = warehouse.read_table("knowledge_metric")
@@ -187,8 +187,7 @@ def assemble_current_knowledge(
                           + [k.dataset_distances for k in imported]),
         str(metric["metric"].iloc[0]), bool(metric["higher_is_better"].iloc[0]),
     )
-    write_kb(kb, folder)
-    return read_kb(folder)
+    return write_and_read_kb(kb, folder)
 
 
 @dg.asset(

@@ -104,16 +104,28 @@ class Warehouse(DuckDBResource):
 def _create_tables(conn) -> None:
     """Create missing tables, and add columns a newer schema has to a table an older
     version of the platform created (rows kept, the new columns null): a warehouse
-    outlives code versions, and `CREATE TABLE IF NOT EXISTS` alone would leave it stale."""
+    outlives code versions, and `CREATE TABLE IF NOT EXISTS` alone would leave it stale.
+
+    One catalogue query first: every connection pays it, while the DDL statements (a
+    few milliseconds each, most of a short read's cost) run only when something is missing.
+    """
+    present = _present_columns(conn)
+    if all((t.name, c) in present for t in TABLES.values() for c, _ in t.columns):
+        return
     for table in TABLES.values():
         conn.execute(table.create_sql)
-    present = set(map(tuple, conn.execute(
-        "SELECT table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema = current_schema()").fetchall()))
+    present = _present_columns(conn)
     for table in TABLES.values():
         for column, kind in table.columns:
             if (table.name, column) not in present:
                 conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
+
+
+def _present_columns(conn) -> set[tuple[str, str]]:
+    """(table, column) of every column in the warehouse's current schema."""
+    return set(map(tuple, conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema()").fetchall()))
 
 
 def _where(keys: Mapping[str, str]) -> tuple[str, list]:

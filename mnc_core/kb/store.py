@@ -442,11 +442,22 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
     is complete; a folder at `path` that is not a KB (and not empty) is refused.
     """
     target = Path(path)
+    _write_checked(kb, target)
+    return target
+
+
+def write_and_read_kb(kb: KnowledgeBase, path: str | Path) -> KnowledgeBase:
+    """`write_kb`, returning what `read_kb(path)` gives afterwards: the read-back
+    `write_kb` validates with anyway (the files are the same), so it is not read twice."""
+    return _write_checked(kb, Path(path))
+
+
+def _write_checked(kb: KnowledgeBase, target: Path) -> KnowledgeBase:
     _refuse_foreign_folder(target)
     with staged_folder(target) as staging:
         _write_files(kb, staging)
         try:
-            read_kb(staging)
+            written = read_kb(staging)
         except KnowledgeBaseError as exc:
             message = str(exc).replace(str(staging), str(target))
             raise KnowledgeBaseError(
@@ -454,7 +465,7 @@ def write_kb(kb: KnowledgeBase, path: str | Path) -> Path:
             ) from exc
         swap_in(staging, target)
     log.debug("wrote knowledge base %s (%d edges)", target, len(kb.edges))
-    return target
+    return written
 
 
 def _refuse_foreign_folder(target: Path) -> None:

@@ -76,6 +76,26 @@ def test_round_trip_keeps_every_value(kb_dir: Path) -> None:
     assert loaded.score_matrix().loc["d3"].isna().all()
 
 
+def test_write_and_read_kb_returns_what_reading_the_written_folder_gives(
+        tmp_path: Path) -> None:
+    written = store.write_and_read_kb(small_kb(), tmp_path / "kb")
+    loaded = read_kb(tmp_path / "kb")
+    for name in ("edges", "model_features", "dataset_features", "dataset_distances", "id_map",
+                 "aux_edges"):
+        pd.testing.assert_frame_equal(getattr(written, name), getattr(loaded, name))
+    assert (written.metric, written.extra, written.source) == (loaded.metric, loaded.extra,
+                                                               loaded.source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]  # no staging folder left
+
+
+def test_write_and_read_kb_refuses_an_invalid_kb_and_keeps_the_old_one(kb_dir: Path) -> None:
+    kb = small_kb()
+    bad = replace(kb, edges=kb.edges.assign(score=np.nan))
+    with pytest.raises(KnowledgeBaseError, match="refusing to write an invalid knowledge base"):
+        store.write_and_read_kb(bad, kb_dir)
+    pd.testing.assert_frame_equal(read_kb(kb_dir).edges, kb.edges)
+
+
 def test_zero_dataset_feature_columns_and_empty_distances_round_trip(tmp_path: Path) -> None:
     kb = small_kb()
     bare = KnowledgeBase(
