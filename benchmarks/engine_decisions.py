@@ -167,9 +167,9 @@ def own_source_check(kb, sources: dict[str, str]) -> str:
     if not held:
         return (f"own-source check: {len(sources)} models pre-trained on a KB dataset, "
                 "none scored there (the assumption cannot be checked on this KB)")
-    share = [float(oriented(scores.loc[d], kb.higher_is_better).rank(pct=True)[m])
-             for m, d in held]
-    best = sum(oriented(scores.loc[d], kb.higher_is_better).idxmax() == m for m, d in held)
+    rows = [(m, oriented(scores.loc[d], kb.higher_is_better)) for m, d in held]
+    share = [float(row.rank(pct=True)[m]) for m, row in rows]
+    best = sum(row.idxmax() == m for m, row in rows)
     return (f"own-source check: {len(held)} of {len(sources)} models pre-trained on a KB "
             f"dataset are scored there: percentile median {np.median(share):.2f} "
             f"(min {min(share):.2f}), the dataset's best in {best}")
@@ -185,10 +185,11 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
         shares = prior_shares(kb, list(folds.values()), goodness)
     else:
         shares = dict.fromkeys(goodness, float(prior_share))
+    sources = own_sources(kb) if own_source else {}
     for target, prior in goodness.items():
         train = fold_train_scores(kb, folds[target])
         if own_source:
-            train = own_source_best(train, own_sources(kb), hib)
+            train = own_source_best(train, sources, hib)
         truth = folds[target].target_edges().set_index("model")["score"]
         eps, _ = target_terms(kb, target, truth)
         # with the kernel, the mnc order is simulated below, on the kernel's posterior
