@@ -135,12 +135,12 @@ def _edge_plots(edges: pd.DataFrame, metric: str) -> dict[str, dg.MetadataValue]
     return plots
 
 
-def _computed_model_features(warehouse: Warehouse, model_store: ModelStore,
+def _computed_model_features(models: pd.Series, model_store: ModelStore,
                              artifacts: ArtifactStore) -> pd.DataFrame:
-    """The zoo-wide encoded features of the models with a feature row (`mnc zoo features`)."""
+    """The zoo-wide encoded features of `models` (those with a feature row in the
+    warehouse), as `mnc zoo features` encodes them."""
     from mnc_core.t2i.model_features import model_feature_table
 
-    models = warehouse.read("SELECT model FROM model_features ORDER BY model")["model"]
     if models.empty:
         return pd.DataFrame(index=pd.Index([], name="model"), dtype=float)
     return model_feature_table([model_store.pipeline_dir(m) for m in models],
@@ -173,18 +173,22 @@ def assemble_current_knowledge(
     from mnc_core.kb.store import write_and_read_kb
 
     imported = [read_imported(f) for f in knowledge_imports.folders]
-    metric = warehouse.read_table("knowledge_metric")
-    if metric.empty:
-        raise dg.Failure("no FID-edge table yet: materialise fid_edges first")
-    features = warehouse.read_table("dataset_features").set_index("dataset")["mean_embedding"]
+    with warehouse.connect():  # the five reads below share one connection
+        metric = warehouse.read_table("knowledge_metric")
+        if metric.empty:
+            raise dg.Failure("no FID-edge table yet: materialise fid_edges first")
+        features = warehouse.read_table("dataset_features").set_index("dataset")
+        edges = warehouse.read_table("fid_edges")
+        featured_models = warehouse.read("SELECT model FROM model_features ORDER BY model")
+        distances = _computed_distances(warehouse)
+    # outside the connection: a model's costs may be computed (and cached) here
+    model_features = _computed_model_features(featured_models["model"], model_store, artifacts)
     kb = assemble_knowledge(
-        warehouse.read_table("fid_edges"),
-        combine_features([_computed_model_features(warehouse, model_store, artifacts)]
-                         + [k.model_features for k in imported], "model"),
-        combine_features([embedding_features(features)] + [k.dataset_features for k in imported],
-                         "dataset"),
-        combine_distances([_computed_distances(warehouse)]
-                          + [k.dataset_distances for k in imported]),
+        edges,
+        combine_features([model_features] + [k.model_features for k in imported], "model"),
+        combine_features([embedding_features(features["mean_embedding"])]
+                         + [k.dataset_features for k in imported], "dataset"),
+        combine_distances([distances] + [k.dataset_distances for k in imported]),
         str(metric["metric"].iloc[0]), bool(metric["higher_is_better"].iloc[0]),
     )
     return write_and_read_kb(kb, folder)

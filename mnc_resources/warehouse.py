@@ -5,7 +5,10 @@ can open it at all (not even read-only). Steps of a multiprocess run therefore n
 keep a connection: every read or write opens the file, does its work in one
 transaction and closes it, under an exclusive `flock` on a sibling lock file, so
 concurrent steps queue for a few milliseconds instead of failing on DuckDB's lock.
-No connection is ever held across a GPU step.
+No connection is ever held across a GPU step. A step that reads several tables
+opens the file once: inside an outer `connect()`, the reads and writes of the same
+warehouse in the same thread reuse its connection (each open, with its first catalogue
+query, costs tens of milliseconds, the larger part of a short read).
 
 A partition's rows are replaced in one transaction (`DELETE` of exactly that
 partition's keys, then `INSERT`), so re-materialising a partition touches no other
@@ -15,6 +18,7 @@ row, and a failed write leaves the previous rows in place.
 from __future__ import annotations
 
 import fcntl
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,23 +28,36 @@ from dagster_duckdb import DuckDBResource
 
 from mnc_resources.tables import TABLES, Table
 
+_OPEN = threading.local()  # database path -> the connection this thread holds on it
+
 
 class Warehouse(DuckDBResource):
     """`DuckDBResource` with a cross-process lock and the project's table writes."""
 
     @contextmanager
     def connect(self) -> Iterator:
-        """A DuckDB connection held under the warehouse lock; closed (and unlocked) after."""
+        """A DuckDB connection held under the warehouse lock; closed (and unlocked) after.
+
+        Re-entrant: inside an outer `connect()` of the same warehouse in this thread it
+        yields the outer connection (the outer one closes it). Hold it for a batch of
+        short reads, never across long work: no other process can open the file meanwhile.
+        """
         path = Path(self.database)
+        held = getattr(_OPEN, "connections", {})
+        if str(path) in held:
+            yield held[str(path)]
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 with self.get_connection() as conn:
+                    _OPEN.connections = {**held, str(path): conn}
                     try:
                         _create_tables(conn)
                         yield conn
                     finally:
+                        _OPEN.connections = held
                         conn.close()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

@@ -82,6 +82,32 @@ def test_a_failed_write_keeps_the_partition_as_it_was(tmp_path):
         warehouse.replace_partition("recommendations", {"dataset": "b"}, _rows("a", 1))
 
 
+@pytest.mark.timeout(60)  # a second lock on the held file would wait forever
+def test_reads_inside_an_outer_connection_share_it_and_it_closes_after(tmp_path):
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    other = Warehouse(database=str(tmp_path / "other.duckdb"))
+    with warehouse.connect() as conn:
+        # a temporary table lives only in the connection that made it
+        conn.execute("CREATE TEMP TABLE scratch AS SELECT 42 AS answer")
+        assert warehouse.read("SELECT answer FROM scratch")["answer"].tolist() == [42]
+        warehouse.replace_partition("recommendations", {"dataset": "a"}, _rows("a", 2))
+        with warehouse.connect() as inner:
+            assert inner is conn
+        # another warehouse file gets its own connection
+        with pytest.raises(Exception, match="scratch"):
+            other.read("SELECT answer FROM scratch")
+    assert len(warehouse.read_table("recommendations")) == 2  # the nested write committed
+    with pytest.raises(Exception, match="scratch"):  # the outer connection is closed
+        warehouse.read("SELECT answer FROM scratch")
+    # and unlocked: another process opens the file
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys; sys.path.insert(0, sys.argv[2]);"
+        "from mnc_resources.warehouse import Warehouse;"
+        "print(len(Warehouse(database=sys.argv[1]).read_table('recommendations')))"),
+        str(tmp_path / "w.duckdb"), str(REPO)], capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "2", probe.stderr
+
+
 def _seed_tables(warehouse: Warehouse) -> None:
     """A few rows in every table the SQL models read."""
     warehouse.replace_table("knowledge_metric", pd.DataFrame(
