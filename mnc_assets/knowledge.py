@@ -177,7 +177,7 @@ def assemble_current_knowledge(
         metric = warehouse.read_table("knowledge_metric")
         if metric.empty:
             raise dg.Failure("no FID-edge table yet: materialise fid_edges first")
-        features = warehouse.read_table("dataset_features").set_index("dataset")
+        features = warehouse.read_table("dataset_features").set_index("dataset")["mean_embedding"]
         edges = warehouse.read_table("fid_edges")
         featured_models = warehouse.read("SELECT model FROM model_features ORDER BY model")
         distances = _computed_distances(warehouse)
@@ -186,8 +186,8 @@ def assemble_current_knowledge(
     kb = assemble_knowledge(
         edges,
         combine_features([model_features] + [k.model_features for k in imported], "model"),
-        combine_features([embedding_features(features["mean_embedding"])]
-                         + [k.dataset_features for k in imported], "dataset"),
+        combine_features([embedding_features(features)] + [k.dataset_features for k in imported],
+                         "dataset"),
         combine_distances([distances] + [k.dataset_distances for k in imported]),
         str(metric["metric"].iloc[0]), bool(metric["higher_is_better"].iloc[0]),
     )

@@ -28,7 +28,7 @@ from dagster_duckdb import DuckDBResource
 
 from mnc_resources.tables import TABLES, Table
 
-_OPEN = threading.local()  # database path -> the connection this thread holds on it
+_OPEN = threading.local()  # resolved database path -> this thread's connection on it
 
 
 class Warehouse(DuckDBResource):
@@ -43,16 +43,17 @@ class Warehouse(DuckDBResource):
         short reads, never across long work: no other process can open the file meanwhile.
         """
         path = Path(self.database)
+        key = str(path.resolve())  # one file however its path is spelled
         held = getattr(_OPEN, "connections", {})
-        if str(path) in held:
-            yield held[str(path)]
+        if key in held:
+            yield held[key]
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 with self.get_connection() as conn:
-                    _OPEN.connections = {**held, str(path): conn}
+                    _OPEN.connections = {**held, key: conn}
                     try:
                         _create_tables(conn)
                         yield conn

@@ -93,6 +93,9 @@ def test_reads_inside_an_outer_connection_share_it_and_it_closes_after(tmp_path)
         warehouse.replace_partition("recommendations", {"dataset": "a"}, _rows("a", 2))
         with warehouse.connect() as inner:
             assert inner is conn
+        (tmp_path / "sub").mkdir()
+        with Warehouse(database=str(tmp_path / "sub" / ".." / "w.duckdb")).connect() as same:
+            assert same is conn  # the same file, spelled another way
         # another warehouse file gets its own connection
         with pytest.raises(Exception, match="scratch"):
             other.read("SELECT answer FROM scratch")
