@@ -18,8 +18,11 @@ its LoRA runs as auxiliary results, the 8 published targets; results cached unde
   posterior of `engine.score_posterior` with M&C's leave-one-out goodness in its
   prior mean, its share fitted on the other targets as in `mnc evaluate --protocol
   sequential`, or fixed by `--prior-share`) and `collaborative` (the rank-scenario
-  baseline). `--feature-kernel W` adds W x the cosine similarity of the models'
-  standardised features to the prior covariance (a sensitivity check, not the engine).
+  baseline); and `feature-regression`, mnc-seq's prior without M&C as a static order
+  (`score_posterior.feature_regression`: the models' z-scores regressed on the dataset
+  features, the mean z-scores where the KB has none). `--feature-kernel W` adds W x
+  the cosine similarity of the models' standardised features to the prior covariance
+  (a sensitivity check, not the engine).
   `--own-source-best` fills each training dataset's missing scores of the models
   pre-trained on it with that dataset's best score (an assumption: pre-training on a
   dataset makes the best starting point for it; a sensitivity check, not the engine),
@@ -65,7 +68,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 RESULTS = Path(__file__).resolve().parent / "results"
 ONE_SHOT = ("mnc", "mnc-features-only", "mnc-graph-only", "overall", "initial", "direct",
             "random")
-METHODS = (*ONE_SHOT, "mnc-seq", "collaborative")
+# the sequential prior's baseline view alone, as a static order (score_posterior.
+# feature_regression: the models' z-scores regressed on the dataset features; the mean
+# z-scores where the KB has none)
+REGRESSION = "feature-regression"
+METHODS = (*ONE_SHOT, REGRESSION, "mnc-seq", "collaborative")
 DECISION_KEYS = ("fine_tunings_to_near_best", "regret@1", "regret@3", "regret@5", "hit@1")
 
 
@@ -179,7 +186,7 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
              kernel_weight: float = 0.0, own_source: bool = False) -> dict[str, dict[str, dict]]:
     hib = kb.higher_is_better
     rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
-    rows |= {"mnc-seq": {}, "collaborative": {}}
+    rows |= {REGRESSION: {}, "mnc-seq": {}, "collaborative": {}}
     folds = {t: Fold(key=t, target=t, known_edges=kb.edges) for t in goodness}
     if prior_share == "fitted":  # as the sequential protocol: fitted on the other targets
         shares = prior_shares(kb, list(folds.values()), goodness)
@@ -195,16 +202,21 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
         # with the kernel, the mnc order is simulated below, on the kernel's posterior
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
                                             None if kernel_weight else prior,
-                                            prior_share=shares[target])
+                                            prior_share=shares[target],
+                                            dataset_features=kb.dataset_features,
+                                            target=target)
         if kernel_weight:
             post = gaussian.build_posterior(train, hib, lambda b: kb_epsilon(kb, b), prior,
-                                            shares[target])
+                                            shares[target], kb.dataset_features, target)
             post = replace(post, cov=post.cov + kernel_weight * feature_kernel(kb, post.models))
             orders["mnc"] = seq.sequential_order(
                 partial(gaussian.next_scores, post), post.models, truth)
         rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps) | {
             "prior_share": shares[target]}
         rows["collaborative"][target] = order_decisions(orders["collaborative"], truth, hib, eps)
+        parts = gaussian.prior_parts(train, hib, prior, kb.dataset_features, target)
+        baseline = pd.Series(parts.baseline, index=parts.models)
+        rows[REGRESSION][target] = order_decisions(order_of(baseline), truth, hib, eps)
         # the prior is the one-shot M&C ranking of leave_one_out (same folds and seed)
         mine = order_decisions(order_of(prior), truth, hib, eps)["fine_tunings_to_near_best"]
         assert mine == rows["mnc"][target]["fine_tunings_to_near_best"], target

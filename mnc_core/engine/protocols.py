@@ -115,6 +115,7 @@ def sequential(
         orders = seq.sequential_fold_orders(
             train, truth, hib, lambda best: kb_epsilon(kb, best),
             predictions[fold.key].goodness, prior_share=shares[fold.key],
+            dataset_features=kb.dataset_features, target=fold.target,
         )
         orders["overall"] = order_of(baselines.overall_goodness(train, hib))
         for name, order in orders.items():
@@ -147,7 +148,8 @@ def fold_share_terms(kb: KnowledgeBase, fold: Fold, goodness: pd.Series) -> pd.D
     folds and the calibration's points both fit the share from these)."""
     from mnc_core.engine import score_posterior as gaussian
 
-    parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better, goodness)
+    parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better, goodness,
+                                 kb.dataset_features, fold.target)
     truth = fold.target_edges().set_index("model")["score"]
     return gaussian.share_terms(parts, truth, kb.higher_is_better)
 

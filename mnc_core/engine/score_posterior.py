@@ -16,13 +16,17 @@ search):
   (seed-to-seed noise of a fine-tuning score);
 - the prior mean is M&C's one-shot ranking read on the training datasets' scale (the
   r-th ranked model gets the mean z-score of the r-th best model of the training
-  datasets), mixed with each model's mean z-score (the Overall baseline's view). How
-  much of M&C to take is measured, not assumed: the share is the least-squares fit of
-  the prior mean to the true z-scores over leave-one-out folds of other datasets
-  (`share_terms`, `fit_prior_share`; the sequential protocol fits it on its other
-  folds, the platform on its stored calibration), so a KB where M&C's one-shot ranking
-  predicts worse than the average gets less of it. `PRIOR_SHARE` where nothing fits
-  it (`mnc next` without `--calibration`).
+  datasets), mixed with a baseline view without M&C: each model's z-score predicted
+  from the new dataset's features by a ridge regression over the training datasets
+  (`feature_regression`: scikit-learn's `RidgeCV`, its penalty chosen by leave-one-out;
+  a large penalty gives back each model's mean z-score, the Overall baseline's view,
+  which is also the baseline where the KB has no dataset features). How much of M&C
+  to take is measured, not assumed: the share is the least-squares fit of the prior
+  mean to the true z-scores over leave-one-out folds of other datasets (`share_terms`,
+  `fit_prior_share`; the sequential protocol fits it on its other folds, the platform
+  on its stored calibration), so a KB where M&C's one-shot ranking predicts worse than
+  the baseline gets less of it. `PRIOR_SHARE` where nothing fits it (`mnc next`
+  without `--calibration`).
 
 Revealed scores condition the Gaussian (kriging). The first pick is the largest prior
 mean; every later pick the largest expected improvement over the best score so far
@@ -47,12 +51,16 @@ from scipy.stats import norm
 
 from mnc_core.engine.metrics import oriented
 
-PRIOR_SHARE = 0.5  # M&C's share of the prior mean when none is fitted (the rest: mean z)
+PRIOR_SHARE = 0.5  # M&C's share of the prior mean when none is fitted (rest: the baseline)
 LEVEL_VARIANCE = 10.0  # prior variance of the new dataset's level, in z units
 NUGGET = 0.05  # noise variance of one revealed score, in z units
 SAMPLES = 2000  # Monte Carlo draws for the near-best probabilities
 TIE_BREAK = 1e-6  # share of the posterior mean added to a pick's score to break ties
 SHARE_COLUMNS = ("share_num", "share_den")  # a model's least-squares terms (`share_terms`)
+# Ridge penalties RidgeCV chooses from by leave-one-out (features standardised): from
+# nearly least squares to nearly the mean z-scores.
+RIDGE_PENALTIES = tuple(np.logspace(-2, 4, 13))
+MIN_REGRESSION_DATASETS = 3  # fewer training datasets with features: the mean z-scores
 
 
 @dataclass(frozen=True)
@@ -75,16 +83,23 @@ class PriorParts:
     models: list[str]
     ranking: np.ndarray | None  # M&C's ranking read on the training scale (None: no data)
     average: np.ndarray  # each model's mean z-score (the Overall baseline's view)
+    baseline: np.ndarray  # the view M&C's share is mixed with (`feature_regression`)
     covariance: np.ndarray
     scale: float
     typical_best: float
 
 
 def prior_parts(
-    train_scores: pd.DataFrame, higher_is_better: bool, prior_goodness: pd.Series
+    train_scores: pd.DataFrame, higher_is_better: bool, prior_goodness: pd.Series,
+    dataset_features: pd.DataFrame | None = None, target: str | None = None,
 ) -> PriorParts:
     """The prior's parts from the training datasets' scores (dataset x model, NaN =
-    unknown) and M&C's one-shot goodness of each model (higher = better)."""
+    unknown) and M&C's one-shot goodness of each model (higher = better).
+
+    `dataset_features` (dataset x feature, the KB's table) and `target` (the new
+    dataset's id in it) feed the baseline view (`feature_regression`); without them
+    the baseline is each model's mean z-score.
+    """
     from sklearn.covariance import LedoitWolf
 
     models = list(dict.fromkeys([*map(str, prior_goodness.index), *map(str, train_scores.columns)]))
@@ -93,8 +108,8 @@ def prior_parts(
     usable = (scores.notna().sum(axis=1) >= 2) & (spread > 0)
     scores, spread = scores[usable], spread[usable]
     if scores.empty:  # nothing to learn a scale or covariance from
-        return PriorParts(models, None, np.zeros(len(models)), np.eye(len(models)), 1.0,
-                          float("nan"))
+        zeros = np.zeros(len(models))
+        return PriorParts(models, None, zeros, zeros, np.eye(len(models)), 1.0, float("nan"))
     z = scores.sub(scores.mean(axis=1), axis=0).div(spread, axis=0)
     average = z.mean().fillna(0.0)
     filled = z.fillna(average).to_numpy()
@@ -104,8 +119,37 @@ def prior_parts(
     ranks = goodness.rank(ascending=False, method="first", na_option="bottom")
     position = np.minimum(ranks.to_numpy().astype(int) - 1, len(profile) - 1)
     raw_best = scores.max(axis=1) * (1 if higher_is_better else -1)
-    return PriorParts(models, profile[position], average.to_numpy(), covariance,
+    baseline = feature_regression(z.fillna(average), dataset_features, target)
+    return PriorParts(models, profile[position], average.to_numpy(),
+                      average.to_numpy() if baseline is None else baseline, covariance,
                       float(spread.median()), float(raw_best.median()))
+
+
+def feature_regression(
+    z: pd.DataFrame, dataset_features: pd.DataFrame | None, target: str | None
+) -> np.ndarray | None:
+    """Each model's z-score on `target` predicted from its dataset features: one ridge
+    regression of the training datasets' z-scores (dataset x model, complete) on their
+    standardised features, the penalty chosen among `RIDGE_PENALTIES` by RidgeCV's
+    leave-one-out. Datasets alike in features often rank the models alike (what M&C's
+    graph also uses, through dataset distances), and a regression says so in the
+    scores' own units. None where it cannot fit: no features, the target's unknown, or
+    fewer than `MIN_REGRESSION_DATASETS` training datasets with features (only the
+    feature columns known for the target and all those datasets are used)."""
+    if dataset_features is None or target is None or target not in dataset_features.index:
+        return None
+    rows = [d for d in z.index if d in dataset_features.index]
+    features = dataset_features.loc[[*rows, target]].astype(float)
+    features = features.loc[:, np.isfinite(features.to_numpy()).all(axis=0)]
+    if features.shape[1] == 0 or len(rows) < MIN_REGRESSION_DATASETS:
+        return None
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_PENALTIES))
+    model.fit(features.loc[rows].to_numpy(), z.loc[rows].to_numpy())
+    return model.predict(features.loc[[target]].to_numpy())[0]
 
 
 def build_posterior(
@@ -114,17 +158,21 @@ def build_posterior(
     epsilon_of: Callable[[float], float],
     prior_goodness: pd.Series,
     prior_share: float = PRIOR_SHARE,
+    dataset_features: pd.DataFrame | None = None,
+    target: str | None = None,
 ) -> ScorePosterior:
     """The prior from the training datasets' scores (dataset x model, NaN = unknown)
     and M&C's one-shot goodness of each model (higher = better), its mean
-    `prior_share` x M&C's ranking + the rest x the mean z-scores.
+    `prior_share` x M&C's ranking + the rest x the baseline view (`prior_parts`:
+    from `dataset_features` and `target` when given, else the mean z-scores).
 
     `epsilon_of(best)`: the near-best epsilon of a dataset whose best raw score is `best`.
     """
-    parts = prior_parts(train_scores, higher_is_better, prior_goodness)
-    mean = parts.average
+    parts = prior_parts(train_scores, higher_is_better, prior_goodness, dataset_features,
+                        target)
+    mean = parts.baseline
     if parts.ranking is not None:
-        mean = prior_share * parts.ranking + (1.0 - prior_share) * parts.average
+        mean = prior_share * parts.ranking + (1.0 - prior_share) * parts.baseline
     cov = parts.covariance + LEVEL_VARIANCE + NUGGET * np.eye(len(parts.models))
     return ScorePosterior(parts.models, mean, cov, parts.scale, higher_is_better, epsilon_of,
                           parts.typical_best)
@@ -136,16 +184,16 @@ def share_terms(parts: PriorParts, truth: pd.Series, higher_is_better: bool) -> 
 
     With the dataset's true scores standardised (as each training row is) and every
     vector centred over these models (the level is free), the share w minimising
-    |t - (w r + (1 - w) a)|^2 (t: true z-scores, r: M&C's ranking, a: mean z-scores)
-    is sum <t - a, r - a> / sum |r - a|^2: summing the terms over the leave-one-out
-    folds of other datasets fits the share on them (`fit_prior_share`).
+    |t - (w r + (1 - w) a)|^2 (t: true z-scores, r: M&C's ranking, a: the baseline
+    view) is sum <t - a, r - a> / sum |r - a|^2: summing the terms over the
+    leave-one-out folds of other datasets fits the share on them (`fit_prior_share`).
     """
     truth = oriented(truth.astype(float), higher_is_better).reindex(parts.models)
     known = truth.notna().to_numpy()
     if parts.ranking is None or known.sum() < 2 or not truth.std() > 0:
         return pd.DataFrame(columns=list(SHARE_COLUMNS), dtype=float)
     t = truth.to_numpy()[known] / truth.std()
-    r, a = parts.ranking[known], parts.average[known]
+    r, a = parts.ranking[known], parts.baseline[known]
     t, r, a = (v - v.mean() for v in (t, r, a))
     index = pd.Index(np.asarray(parts.models)[known], name="model")
     return pd.DataFrame({"share_num": (r - a) * (t - a), "share_den": (r - a) ** 2}, index=index)
@@ -154,7 +202,7 @@ def share_terms(parts: PriorParts, truth: pd.Series, higher_is_better: bool) -> 
 def fit_prior_share(terms: Iterable[pd.DataFrame]) -> float:
     """The prior share that fits the leave-one-out folds whose `share_terms` are given,
     clipped to [0, 1]; `PRIOR_SHARE` when they cannot tell (none, or M&C's ranking
-    never differs from the mean z-scores)."""
+    never differs from the baseline view)."""
     frames = [t for t in terms if len(t)]
     den = float(sum(t["share_den"].sum() for t in frames))
     if not den > 0:

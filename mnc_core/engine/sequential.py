@@ -165,13 +165,17 @@ def sequential_fold_orders(
     prior_goodness: pd.Series | None,
     limit: int | None = None,
     prior_share: float = gaussian.PRIOR_SHARE,
+    dataset_features: pd.DataFrame | None = None,
+    target: str | None = None,
 ) -> dict[str, list[str]]:
     """One fold's simulated orders: `mnc` (the Gaussian update with M&C's one-shot
-    goodness as its prior; absent when `prior_goodness` is None) and `collaborative`."""
+    goodness as its prior, and the baseline view from `dataset_features` and the
+    fold's `target`; absent when `prior_goodness` is None) and `collaborative`."""
     out = {}
     if prior_goodness is not None:
         post = gaussian.build_posterior(
-            train_scores, higher_is_better, epsilon_of, prior_goodness, prior_share)
+            train_scores, higher_is_better, epsilon_of, prior_goodness, prior_share,
+            dataset_features, target)
         out["mnc"] = sequential_order(
             lambda revealed: gaussian.next_scores(post, revealed), post.models, truth, limit)
     plain = build_scenarios(train_scores, higher_is_better)
@@ -212,6 +216,7 @@ def next_pick(
     post = gaussian.build_posterior(
         fold_train_scores(kb, fold), kb.higher_is_better,
         lambda best: kb_epsilon(kb, best), table["goodness"], prior_share,
+        kb.dataset_features, dataset,
     )
     tried = revealed.to_dict()
     scores = gaussian.next_scores(post, tried)

@@ -155,3 +155,50 @@ def test_the_prior_share_is_the_least_squares_fit_on_the_given_folds():
     assert sp.fit_prior_share([sp.share_terms(parts, against, True)]) == 0.0
     assert sp.fit_prior_share([]) == sp.PRIOR_SHARE
     assert sp.share_terms(parts, pd.Series({"a": 0.5}), True).empty  # one score: no spread
+
+
+# Sixteen training datasets whose feature x says which of a and b does better (c flat):
+# the baseline view regresses the z-scores on the features.
+X = np.linspace(-2.0, 2.0, 16)
+SIDED = pd.DataFrame({"a": 0.6 + 0.1 * X, "b": 0.6 - 0.1 * X, "c": 0.6 + 0.0 * X},
+                     index=[f"s{k}" for k in range(16)])
+SIDED = SIDED + RNG.normal(scale=0.005, size=SIDED.shape)
+FEATURES = pd.DataFrame({"x": [*X, 1.5, -1.5], "noise": RNG.normal(size=18)},
+                        index=[*SIDED.index, "new-a", "new-b"])
+BLIND = pd.Series({"a": 0.5, "b": 0.5, "c": 0.9})  # M&C: c first, a and b alike
+
+
+def test_the_baseline_view_is_the_features_regression_and_the_mean_z_without_them():
+    for target, best, worst in (("new-a", "a", "b"), ("new-b", "b", "a")):
+        parts = sp.prior_parts(SIDED, True, BLIND, FEATURES, target)
+        baseline = pd.Series(parts.baseline, index=parts.models)
+        assert baseline.idxmax() == best and baseline.idxmin() == worst
+        assert baseline[best] - baseline[worst] > 1.5  # z units: x = 1.5 is far from 0
+        # share 0: the prior is the regression alone, its first pick the side x is on
+        post = sp.build_posterior(SIDED, True, _epsilon, BLIND, 0.0, FEATURES, target)
+        assert sp.next_scores(post, {}).idxmax() == best
+        # M&C's ranking (c first) is wrong here: the fitted share leaves it out
+        truth = pd.Series({best: 0.75, worst: 0.45, "c": 0.6})
+        assert sp.fit_prior_share([sp.share_terms(parts, truth, True)]) == 0.0
+    plain = sp.prior_parts(SIDED, True, BLIND)
+    np.testing.assert_allclose(plain.baseline, plain.average)
+    # where the regression cannot fit: the mean z-scores, the same as without features
+    for features, target in ((FEATURES, "absent"), (FEATURES.iloc[[0, 1, 16]], "new-a"),
+                             (FEATURES.iloc[:, :0], "new-a")):
+        parts = sp.prior_parts(SIDED, True, BLIND, features, target)
+        np.testing.assert_allclose(parts.baseline, plain.average)
+    # a feature the target lacks is left out; the others still predict
+    gap = FEATURES.copy()
+    gap.loc["new-a", "noise"] = np.nan
+    parts = sp.prior_parts(SIDED, True, BLIND, gap, "new-a")
+    assert pd.Series(parts.baseline, index=parts.models).idxmax() == "a"
+
+
+def test_uninformative_features_give_back_about_the_mean_z_scores():
+    """Features unrelated to the scores: leave-one-out picks a large penalty, and the
+    regression predicts each model's mean z-score (nearly: not a confident wrong call)."""
+    noise = pd.DataFrame(np.random.default_rng(3).normal(size=(13, 3)),
+                         index=[*TRAIN.index, "new"], columns=["u", "v", "w"])
+    parts = sp.prior_parts(TRAIN, True, PRIOR, noise, "new")
+    spread = np.ptp(parts.average)
+    assert np.abs(parts.baseline - parts.average).max() < 0.25 * spread
