@@ -171,6 +171,7 @@ def decision_metadata(decision: Decision, table: pd.DataFrame) -> dict[str, obje
         metadata["tried_near_best_probability"] = dg.MetadataValue.float(
             pick["tried_near_best_probability"])
         metadata["prior_share"] = dg.MetadataValue.float(pick["prior_share"])
+        metadata["prior_baseline"] = pick["prior_baseline"]
         metadata["stop_reasons"] = "; ".join(pick["stop_reasons"]) or "none"
         if pick["candidates"]:
             metadata["next_candidates"] = dg.MetadataValue.md(markdown_table(

@@ -64,7 +64,8 @@ def next_model(
                    f"{result['tried_near_best_probability']:.2f}")
         typer.echo("stop: " + ("yes (" + "; ".join(result["stop_reasons"]) + ")"
                                if result["stop"] else "no"))
-        typer.echo(f"M&C's share of the prior: {share:.2f} ({share_from})")
+        typer.echo(f"M&C's share of the prior: {share:.2f} ({share_from}); the rest: "
+                   f"{result['prior_baseline']}")
         _echo_candidates(result["candidates"][:show], knowledge.metric)
         if json_path is not None:
             report.write_json({"kb": str(kb), "metric": knowledge.metric,

@@ -61,6 +61,9 @@ SHARE_COLUMNS = ("share_num", "share_den")  # a model's least-squares terms (`sh
 # nearly least squares to nearly the mean z-scores.
 RIDGE_PENALTIES = tuple(np.logspace(-2, 4, 13))
 MIN_REGRESSION_DATASETS = 3  # fewer training datasets with features: the mean z-scores
+# What the baseline view is (`PriorParts.baseline_kind`, `mnc next`'s `prior_baseline`).
+REGRESSION_BASELINE = "feature regression"
+MEAN_BASELINE = "mean z-scores"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class ScorePosterior:
     higher_is_better: bool
     epsilon_of: Callable[[float], float]
     typical_best: float  # median raw best of the training datasets (epsilon before any reveal)
+    baseline_kind: str = MEAN_BASELINE  # the view mixed with M&C's ranking (`PriorParts`)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class PriorParts:
     covariance: np.ndarray
     scale: float
     typical_best: float
+    baseline_kind: str = MEAN_BASELINE  # REGRESSION_BASELINE where the regression fitted
 
 
 def prior_parts(
@@ -120,9 +125,11 @@ def prior_parts(
     position = np.minimum(ranks.to_numpy().astype(int) - 1, len(profile) - 1)
     raw_best = scores.max(axis=1) * (1 if higher_is_better else -1)
     baseline = feature_regression(z.fillna(average), dataset_features, target)
-    return PriorParts(models, profile[position], average.to_numpy(),
-                      average.to_numpy() if baseline is None else baseline, covariance,
-                      float(spread.median()), float(raw_best.median()))
+    if baseline is None:
+        return PriorParts(models, profile[position], average.to_numpy(), average.to_numpy(),
+                          covariance, float(spread.median()), float(raw_best.median()))
+    return PriorParts(models, profile[position], average.to_numpy(), baseline, covariance,
+                      float(spread.median()), float(raw_best.median()), REGRESSION_BASELINE)
 
 
 def feature_regression(
@@ -175,7 +182,7 @@ def build_posterior(
         mean = prior_share * parts.ranking + (1.0 - prior_share) * parts.baseline
     cov = parts.covariance + LEVEL_VARIANCE + NUGGET * np.eye(len(parts.models))
     return ScorePosterior(parts.models, mean, cov, parts.scale, higher_is_better, epsilon_of,
-                          parts.typical_best)
+                          parts.typical_best, parts.baseline_kind)
 
 
 def share_terms(parts: PriorParts, truth: pd.Series, higher_is_better: bool) -> pd.DataFrame:

@@ -204,7 +204,8 @@ def next_pick(
     has it already (the platform's recommendation ranks once and reuses it here: a
     ranking is a Node2Vec+ embedding and a ranker fit); None ranks here.
     `prior_share`: M&C's share of the prior mean (the platform's: fitted on the stored
-    leave-one-out calibration, `shortlist.calibrated_prior_share`).
+    leave-one-out calibration, `shortlist.calibrated_prior_share`); `prior_baseline`
+    in the result names the view the rest of it is (`score_posterior.prior_parts`).
     """
     from mnc_core.engine.decisions import kb_epsilon
     from mnc_core.engine.predict import Fold, fold_train_scores, rank_new_dataset
@@ -246,6 +247,7 @@ def next_pick(
         ],
         "tried_near_best_probability": float(reached),
         "prior_share": float(prior_share),
+        "prior_baseline": post.baseline_kind,
         "stop": bool(reasons),
         "stop_reasons": reasons,
     }

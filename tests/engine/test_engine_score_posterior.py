@@ -174,6 +174,7 @@ def test_the_baseline_view_is_the_features_regression_and_the_mean_z_without_the
         baseline = pd.Series(parts.baseline, index=parts.models)
         assert baseline.idxmax() == best and baseline.idxmin() == worst
         assert baseline[best] - baseline[worst] > 1.5  # z units: x = 1.5 is far from 0
+        assert parts.baseline_kind == sp.REGRESSION_BASELINE
         # share 0: the prior is the regression alone, its first pick the side x is on
         post = sp.build_posterior(SIDED, True, _epsilon, BLIND, 0.0, FEATURES, target)
         assert sp.next_scores(post, {}).idxmax() == best
@@ -182,11 +183,15 @@ def test_the_baseline_view_is_the_features_regression_and_the_mean_z_without_the
         assert sp.fit_prior_share([sp.share_terms(parts, truth, True)]) == 0.0
     plain = sp.prior_parts(SIDED, True, BLIND)
     np.testing.assert_allclose(plain.baseline, plain.average)
+    assert plain.baseline_kind == sp.MEAN_BASELINE
     # where the regression cannot fit: the mean z-scores, the same as without features
     for features, target in ((FEATURES, "absent"), (FEATURES.iloc[[0, 1, 16]], "new-a"),
                              (FEATURES.iloc[:, :0], "new-a")):
         parts = sp.prior_parts(SIDED, True, BLIND, features, target)
         np.testing.assert_allclose(parts.baseline, plain.average)
+        assert parts.baseline_kind == sp.MEAN_BASELINE
+        post = sp.build_posterior(SIDED, True, _epsilon, BLIND, 0.5, features, target)
+        assert post.baseline_kind == sp.MEAN_BASELINE
     # a feature the target lacks is left out; the others still predict
     gap = FEATURES.copy()
     gap.loc["new-a", "noise"] = np.nan

@@ -103,6 +103,9 @@ def test_next_cli(sparse_kb_dir, tmp_path):
     assert f"next: {document['next']}" in result.output
     assert document["prior_share"] == 0.5 and "share of the prior: 0.50 (the default" in \
         result.output
+    # the rest of the prior: the small KB has dataset features, so their regression
+    assert document["prior_baseline"] == "feature regression"
+    assert "the rest: feature regression" in result.output
     bad = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", "nope"])
     assert bad.exit_code == 2
 

@@ -245,6 +245,7 @@ def test_the_sequential_loop_fine_tunes_the_next_model_re_ranks_and_stops(
             asset_key=dg.AssetKey("recommendation"), asset_partitions=[dataset]), limit=1).records
         metadata = records[0].asset_materialization.metadata
         assert metadata["prior_share"].value == pytest.approx(share)
+        assert metadata["prior_baseline"].value == pick["prior_baseline"]
         if rounds == 0:  # the command the metadata gives reproduces the pick
             out = world.platform.root / "next.json"
             command = shlex.split(metadata["reproduce_next"].value)
