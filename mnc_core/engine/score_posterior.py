@@ -124,12 +124,12 @@ def prior_parts(
     ranks = goodness.rank(ascending=False, method="first", na_option="bottom")
     position = np.minimum(ranks.to_numpy().astype(int) - 1, len(profile) - 1)
     raw_best = scores.max(axis=1) * (1 if higher_is_better else -1)
-    baseline = feature_regression(z.fillna(average), dataset_features, target)
-    if baseline is None:
-        return PriorParts(models, profile[position], average.to_numpy(), average.to_numpy(),
-                          covariance, float(spread.median()), float(raw_best.median()))
-    return PriorParts(models, profile[position], average.to_numpy(), baseline, covariance,
-                      float(spread.median()), float(raw_best.median()), REGRESSION_BASELINE)
+    regression = feature_regression(z.fillna(average), dataset_features, target)
+    fitted = regression is not None
+    return PriorParts(models, profile[position], average.to_numpy(),
+                      regression if fitted else average.to_numpy(), covariance,
+                      float(spread.median()), float(raw_best.median()),
+                      REGRESSION_BASELINE if fitted else MEAN_BASELINE)
 
 
 def feature_regression(
