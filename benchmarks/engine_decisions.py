@@ -61,7 +61,12 @@ from mnc_core.engine.decisions import (  # noqa: E402
 from mnc_core.engine.inputs import BOTH  # noqa: E402
 from mnc_core.engine.metrics import oriented  # noqa: E402
 from mnc_core.engine.predict import Fold, fold_train_scores, predict_folds  # noqa: E402
-from mnc_core.engine.protocols import _folds, leave_one_out, prior_shares  # noqa: E402
+from mnc_core.engine.protocols import (  # noqa: E402
+    _folds,
+    fold_prior_parts,
+    leave_one_out,
+    prior_shares,
+)
 from mnc_core.kb.importers.common import column_key  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
@@ -188,34 +193,34 @@ def rows_for(kb, goodness: dict, one_shot: dict, prior_share: float | str = "fit
     rows: dict[str, dict[str, dict]] = {m: dict(one_shot[m]) for m in ONE_SHOT}
     rows |= {REGRESSION: {}, "mnc-seq": {}, "collaborative": {}}
     folds = {t: Fold(key=t, target=t, known_edges=kb.edges) for t in goodness}
+    parts = {t: fold_prior_parts(kb, folds[t], g) for t, g in goodness.items()}
     if prior_share == "fitted":  # as the sequential protocol: fitted on the other targets
-        shares = prior_shares(kb, list(folds.values()), goodness)
+        shares = prior_shares(kb, list(folds.values()), parts)
     else:
         shares = dict.fromkeys(goodness, float(prior_share))
     sources = own_sources(kb) if own_source else {}
     for target, prior in goodness.items():
         train = fold_train_scores(kb, folds[target])
-        if own_source:
+        fold_parts = parts[target]
+        if own_source:  # the share stays fitted on the KB's own scores, as before
             train = own_source_best(train, sources, hib)
+            fold_parts = gaussian.prior_parts(train, hib, prior, kb.dataset_features, target)
         truth = folds[target].target_edges().set_index("model")["score"]
         eps, _ = target_terms(kb, target, truth)
         # with the kernel, the mnc order is simulated below, on the kernel's posterior
         orders = seq.sequential_fold_orders(train, truth, hib, lambda b: kb_epsilon(kb, b),
-                                            None if kernel_weight else prior,
-                                            prior_share=shares[target],
-                                            dataset_features=kb.dataset_features,
-                                            target=target)
+                                            None if kernel_weight else fold_parts,
+                                            prior_share=shares[target])
         if kernel_weight:
-            post = gaussian.build_posterior(train, hib, lambda b: kb_epsilon(kb, b), prior,
-                                            shares[target], kb.dataset_features, target)
+            post = gaussian.posterior_of(fold_parts, hib, lambda b: kb_epsilon(kb, b),
+                                         shares[target])
             post = replace(post, cov=post.cov + kernel_weight * feature_kernel(kb, post.models))
             orders["mnc"] = seq.sequential_order(
                 partial(gaussian.next_scores, post), post.models, truth)
         rows["mnc-seq"][target] = order_decisions(orders["mnc"], truth, hib, eps) | {
             "prior_share": shares[target]}
         rows["collaborative"][target] = order_decisions(orders["collaborative"], truth, hib, eps)
-        parts = gaussian.prior_parts(train, hib, prior, kb.dataset_features, target)
-        baseline = pd.Series(parts.baseline, index=parts.models)
+        baseline = pd.Series(fold_parts.baseline, index=fold_parts.models)
         rows[REGRESSION][target] = order_decisions(order_of(baseline), truth, hib, eps)
         # the prior is the one-shot M&C ranking of leave_one_out (same folds and seed)
         mine = order_decisions(order_of(prior), truth, hib, eps)["fine_tunings_to_near_best"]

@@ -75,6 +75,13 @@ def empty_decisions() -> DecisionRow:
     return dict.fromkeys(DECISION_METRIC_NAMES)
 
 
+def _null_row(ks: Sequence[int], regret_key: str) -> DecisionRow:
+    """The decision entries of `ks` under `regret_key`, all null until computed."""
+    row: DecisionRow = {regret_key.format(k=k): None for k in ks}
+    row |= {f"hit@{k}": None for k in ks}
+    return row | {"fine_tunings_to_near_best": None, "gpu_hours_to_near_best": None}
+
+
 def accuracy_point(metric: str, scores: Iterable[float]) -> float:
     """One accuracy point in the KB's unit: 0.01 on a fraction scale, 1.0 on percent."""
     from mnc_core.kb.store import score_range
@@ -131,9 +138,7 @@ def order_decisions(
     """
     truth = true_scores.dropna().astype(float)
     picks = [m for m in dict.fromkeys(order) if m in truth.index]
-    row: DecisionRow = {regret_key.format(k=k): None for k in ks}
-    row |= {f"hit@{k}": None for k in ks}
-    row |= {"fine_tunings_to_near_best": None, "gpu_hours_to_near_best": None}
+    row = _null_row(ks, regret_key)
     if not picks:
         return row
     good = oriented(truth.loc[picks], higher_is_better).to_numpy()
@@ -175,9 +180,7 @@ def random_decision_metrics(
 ) -> DecisionRow:
     """Exact expectations of the decision metrics over all orderings of the scored models."""
     truth = true_scores.dropna().astype(float)
-    row: DecisionRow = {regret_key.format(k=k): None for k in ks}
-    row |= {f"hit@{k}": None for k in ks}
-    row |= {"fine_tunings_to_near_best": None, "gpu_hours_to_near_best": None}
+    row = _null_row(ks, regret_key)
     n = len(truth)
     if n == 0:
         return row

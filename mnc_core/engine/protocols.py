@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,9 @@ from mnc_core.engine.metrics import (
 )
 from mnc_core.engine.predict import EngineSettings, Fold, fold_train_scores, predict_folds
 from mnc_core.kb.schema import KnowledgeBase
+
+if TYPE_CHECKING:  # imported where used, as the sequential modules (scipy.stats)
+    from mnc_core.engine.score_posterior import PriorParts
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +111,15 @@ def sequential(
     key = "regret_after_{k}"
     rows: dict[str, dict[str, MetricRow]] = {m: {} for m in SEQUENTIAL_METHODS}
     hib = kb.higher_is_better
-    shares = prior_shares(kb, folds, {f.key: predictions[f.key].goodness for f in folds})
+    parts = {f.key: fold_prior_parts(kb, f, predictions[f.key].goodness) for f in folds}
+    shares = prior_shares(kb, folds, parts)
     for fold in folds:
         truth = fold.target_edges().set_index("model")["score"]
         judge = _Judge(kb, fold, truth, "")
         train = fold_train_scores(kb, fold)
         orders = seq.sequential_fold_orders(
-            train, truth, hib, lambda best: kb_epsilon(kb, best),
-            predictions[fold.key].goodness, prior_share=shares[fold.key],
-            dataset_features=kb.dataset_features, target=fold.target,
-        )
+            train, truth, hib, lambda best: kb_epsilon(kb, best), parts[fold.key],
+            prior_share=shares[fold.key])
         orders["overall"] = order_of(baselines.overall_goodness(train, hib))
         for name, order in orders.items():
             rows[name][fold.key] = order_decisions(
@@ -132,24 +135,33 @@ def sequential(
 
 
 def prior_shares(kb: KnowledgeBase, folds: Sequence[Fold],
-                 goodness: Mapping[str, pd.Series]) -> dict[str, float]:
+                 parts: Mapping[str, PriorParts]) -> dict[str, float]:
     """fold key -> M&C's share of the sequential prior mean, fitted on the other folds'
-    datasets (`score_posterior.fit_prior_share`): a fold never sees its own target."""
+    datasets (`score_posterior.fit_prior_share`; `parts`: fold key -> the fold's
+    `fold_prior_parts`): a fold never sees its own target."""
     from mnc_core.engine.score_posterior import fit_prior_share
 
-    terms = {fold.key: fold_share_terms(kb, fold, goodness[fold.key]) for fold in folds}
+    terms = {fold.key: fold_share_terms(kb, fold, parts[fold.key]) for fold in folds}
     return {fold.key: fit_prior_share(
                 terms[f.key] for f in folds if f.target != fold.target) for fold in folds}
 
 
-def fold_share_terms(kb: KnowledgeBase, fold: Fold, goodness: pd.Series) -> pd.DataFrame:
-    """The fold's `score_posterior.share_terms`: how well its prior, with M&C's
-    `goodness` of the fold, fits the target's true scores (the sequential protocol's
-    folds and the calibration's points both fit the share from these)."""
+def fold_prior_parts(kb: KnowledgeBase, fold: Fold, goodness: pd.Series) -> PriorParts:
+    """The fold's sequential prior before the share mixes it
+    (`score_posterior.prior_parts`): its training scores, M&C's `goodness` of the fold,
+    the baseline view from the KB's dataset features."""
     from mnc_core.engine import score_posterior as gaussian
 
-    parts = gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better, goodness,
-                                 kb.dataset_features, fold.target)
+    return gaussian.prior_parts(fold_train_scores(kb, fold), kb.higher_is_better, goodness,
+                                kb.dataset_features, fold.target)
+
+
+def fold_share_terms(kb: KnowledgeBase, fold: Fold, parts: PriorParts) -> pd.DataFrame:
+    """The fold's `score_posterior.share_terms`: how well its prior (`fold_prior_parts`)
+    fits the target's true scores (the sequential protocol's folds and the
+    calibration's points both fit the share from these)."""
+    from mnc_core.engine import score_posterior as gaussian
+
     truth = fold.target_edges().set_index("model")["score"]
     return gaussian.share_terms(parts, truth, kb.higher_is_better)
 

@@ -169,14 +169,24 @@ def build_posterior(
     target: str | None = None,
 ) -> ScorePosterior:
     """The prior from the training datasets' scores (dataset x model, NaN = unknown)
-    and M&C's one-shot goodness of each model (higher = better), its mean
-    `prior_share` x M&C's ranking + the rest x the baseline view (`prior_parts`:
-    from `dataset_features` and `target` when given, else the mean z-scores).
+    and M&C's one-shot goodness of each model (higher = better): `posterior_of` the
+    `prior_parts` (the baseline view from `dataset_features` and `target` when given,
+    else the mean z-scores).
 
     `epsilon_of(best)`: the near-best epsilon of a dataset whose best raw score is `best`.
     """
     parts = prior_parts(train_scores, higher_is_better, prior_goodness, dataset_features,
                         target)
+    return posterior_of(parts, higher_is_better, epsilon_of, prior_share)
+
+
+def posterior_of(
+    parts: PriorParts, higher_is_better: bool, epsilon_of: Callable[[float], float],
+    prior_share: float = PRIOR_SHARE,
+) -> ScorePosterior:
+    """The prior whose mean is `prior_share` x M&C's ranking + the rest x the baseline
+    view of `parts`. Callers that also fit the share on the same parts (the sequential
+    protocol, the decisions benchmark) build them once and pass them here."""
     mean = parts.baseline
     if parts.ranking is not None:
         mean = prior_share * parts.ranking + (1.0 - prior_share) * parts.baseline

@@ -162,20 +162,16 @@ def sequential_fold_orders(
     truth: pd.Series,
     higher_is_better: bool,
     epsilon_of: Callable[[float], float],
-    prior_goodness: pd.Series | None,
+    parts: gaussian.PriorParts | None,
     limit: int | None = None,
     prior_share: float = gaussian.PRIOR_SHARE,
-    dataset_features: pd.DataFrame | None = None,
-    target: str | None = None,
 ) -> dict[str, list[str]]:
-    """One fold's simulated orders: `mnc` (the Gaussian update with M&C's one-shot
-    goodness as its prior, and the baseline view from `dataset_features` and the
-    fold's `target`; absent when `prior_goodness` is None) and `collaborative`."""
+    """One fold's simulated orders: `mnc` (the Gaussian update whose prior is built
+    from `parts`, the fold's `score_posterior.prior_parts` with M&C's one-shot goodness;
+    absent when `parts` is None) and `collaborative` (from `train_scores` alone)."""
     out = {}
-    if prior_goodness is not None:
-        post = gaussian.build_posterior(
-            train_scores, higher_is_better, epsilon_of, prior_goodness, prior_share,
-            dataset_features, target)
+    if parts is not None:
+        post = gaussian.posterior_of(parts, higher_is_better, epsilon_of, prior_share)
         out["mnc"] = sequential_order(
             lambda revealed: gaussian.next_scores(post, revealed), post.models, truth, limit)
     plain = build_scenarios(train_scores, higher_is_better)

@@ -70,7 +70,7 @@ def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = No
     prior's share on the same predictions (`calibrated_prior_share`)."""
     from mnc_core.engine.inputs import BOTH
     from mnc_core.engine.predict import predict_folds
-    from mnc_core.engine.protocols import _folds, fold_share_terms
+    from mnc_core.engine.protocols import _folds, fold_prior_parts, fold_share_terms
 
     targets = [d for d in kb.datasets if d != exclude]
     folds, _ = _folds(kb, kb.edges, targets, prefix="cal")
@@ -80,7 +80,8 @@ def calibration_pairs(kb, settings=None, seed: int = 0, exclude: str | None = No
         table = predictions[fold.key].table
         labels = near_best_labels(kb, fold.target)
         raw = raw_confidence(table["rank"])
-        terms = fold_share_terms(kb, fold, table["goodness"]).reindex(labels.index).fillna(0.0)
+        parts = fold_prior_parts(kb, fold, table["goodness"])
+        terms = fold_share_terms(kb, fold, parts).reindex(labels.index).fillna(0.0)
         for model, label in labels.items():
             rows.append((fold.target, model, float(raw[model]), float(label),
                          *(float(terms.at[model, c]) for c in SHARE_COLUMNS)))
