@@ -199,3 +199,27 @@ def test_next_cli_fits_the_prior_share_on_a_stored_calibration(sparse_kb_dir, tm
     bad = CliRunner().invoke(app, ["next", "--kb", str(kb_dir), "--dataset", target,
                                    "--calibration", str(file)])
     assert bad.exit_code == 2 and f"{file}: not a near-best calibration" in bad.output
+
+
+def test_prior_shares_never_fit_a_fold_on_its_own_target(small_kb):
+    """Each fold's share is fitted on the other folds' terms. With M&C's goodness equal
+    to each target's true scores every share is 1; reversing one fold's goodness (so
+    its own terms) lowers every other fold's share and leaves its own at 1."""
+    from mnc_core.engine.metrics import oriented
+    from mnc_core.engine.predict import Fold
+    from mnc_core.engine.protocols import fold_prior_parts, prior_shares
+
+    folds = [Fold(key=d, target=d, known_edges=small_kb.edges) for d in small_kb.datasets[:4]]
+    scores = small_kb.score_matrix()
+    truth = {f.key: oriented(scores.loc[f.target], small_kb.higher_is_better) for f in folds}
+
+    def shares(goodness: dict[str, pd.Series]) -> dict[str, float]:
+        parts = {f.key: fold_prior_parts(small_kb, f, goodness[f.key]) for f in folds}
+        return prior_shares(small_kb, folds, parts)
+
+    before = shares(truth)
+    assert all(v == pytest.approx(1.0) for v in before.values())
+    reversed_fold = folds[0].key
+    after = shares({**truth, reversed_fold: -truth[reversed_fold]})
+    assert after[reversed_fold] == pytest.approx(1.0)
+    assert all(after[f.key] < 0.5 for f in folds[1:])
