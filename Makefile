@@ -109,6 +109,7 @@ bench-decisions: env
 	$(RUN) python benchmarks/engine_decisions.py --cache $(DECISIONS_CACHE) \
 		--own-source-best --compare $(DECISIONS).json --out $(DECISIONS)_own_source.json
 	$(RUN) python benchmarks/engine_acquisition.py --seeds 3
+	$(RUN) python benchmarks/engine_goal_bounds.py --seeds 3
 
 # The README's platform figures (definitions import, asset overhead, sensor latency
 # through dagster-daemon); on a busy machine they measure the load too.

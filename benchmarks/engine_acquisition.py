@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "engine_acquisition.json")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from engine_decisions import load_kb
+    from engine_decisions import load_kb, write_report
 
     report, texts = {}, []
     for name in args.kbs.split(","):
@@ -156,9 +156,7 @@ def main() -> None:
         plot(name, summary, args.out.with_name(f"{args.out.stem}_{name}.png"))
         texts.append(table(name, summary, args.seeds))
         print(texts[-1], flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".txt").write_text("\n\n".join(texts) + "\n")
+    write_report(args.out, report, texts)
 
 
 if __name__ == "__main__":

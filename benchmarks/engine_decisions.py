@@ -109,6 +109,13 @@ def cached(path: Path | None, compute):
     return out
 
 
+def write_report(out: Path, report: dict, texts: list[str]) -> None:
+    """A benchmark's JSON at `out` and its printed tables beside it (`.txt`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    out.with_suffix(".txt").write_text("\n\n".join(texts) + "\n")
+
+
 def predictions(kb, name, targets, seed, cache: Path | None) -> dict:
     """target -> M&C's leave-one-out goodness per model (the sequential prior)."""
 
