@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -49,7 +50,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mnc_core.engine.acquisition import evaluate_knowledge, start_edges  # noqa: E402
+from mnc_core.engine.acquisition import edges_to_reach, score_table, simulate  # noqa: E402
 from mnc_core.engine.baselines import overall_goodness  # noqa: E402
 from mnc_core.engine.decisions import decision_metrics, target_terms  # noqa: E402
 from mnc_core.engine.metrics import oriented  # noqa: E402
@@ -62,9 +63,7 @@ ACQUISITION_START, ACQUISITION_BATCH = 0.3, 0.1  # as engine_acquisition.py
 
 def score_matrix(kb) -> pd.DataFrame:
     """dataset x model oriented scores (higher = better; NaN = not scored)."""
-    table = kb.edges.dropna(subset=["score"]).pivot_table(
-        index="dataset", columns="model", values="score", aggfunc="mean")
-    return oriented(table.T, kb.higher_is_better).T.astype(float)
+    return oriented(score_table(kb.edges, kb.models, kb.datasets), kb.higher_is_better)
 
 
 def training_z(scores: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -110,14 +109,14 @@ def best_linear_rank(z: pd.DataFrame, best: str, nonnegative: bool) -> tuple[int
 def parc_bounds(kb) -> dict:
     """Per PARC target: what the goals leave it and its best model's rank under each view."""
     scores = score_matrix(kb)
-    rows, overall_rows = {}, {}
+    rows = {}
     for target in scores.index:
         truth = scores.loc[target].dropna()
         best = str(truth.idxmax())
         z = training_z(scores, target).reindex(truth.index)
         overall = overall_goodness(scores.drop(index=target), True).reindex(truth.index)
         epsilon, costs = target_terms(kb, target, truth)
-        overall_rows[target] = decision_metrics(overall, truth, True, epsilon, costs)
+        overall_row = decision_metrics(overall, truth, True, epsilon, costs)
         single = {d: rank_of(z[d], best) for d in z.columns}
         best_single = min(single, key=single.get)
         similarity_rank, similarity_weights = best_linear_rank(z, best, nonnegative=True)
@@ -135,8 +134,8 @@ def parc_bounds(kb) -> dict:
             "rank_best_signed_weighting": signed_rank,
             "signed_weights": dict(zip(map(str, z.columns), signed_weights, strict=True)),
             "own_source_affinity": own_source_affinity(scores, target, best),
-            "overall_fine_tunings": overall_rows[target]["fine_tunings_to_near_best"],
-            "overall_regret@3": overall_rows[target]["regret@3"],
+            "overall_fine_tunings": overall_row["fine_tunings_to_near_best"],
+            "overall_regret@3": overall_row["regret@3"],
         }
     n = len(rows)
     overall_ft = float(np.mean([r["overall_fine_tunings"] for r in rows.values()]))
@@ -176,7 +175,7 @@ def own_source_affinity(scores: pd.DataFrame, target: str, best: str) -> dict[st
 
 def oracle_batch(hidden: pd.DataFrame, size: int, higher_is_better: bool) -> pd.Index:
     """The oracle's next batch: round-robin over datasets, each one's best hidden first."""
-    oriented_score = hidden["score"] * (1 if higher_is_better else -1)
+    oriented_score = oriented(hidden["score"], higher_is_better)
     place = oriented_score.groupby(hidden["dataset"]).rank(ascending=False, method="first")
     order = hidden.assign(place=place, oriented=oriented_score).sort_values(
         ["place", "oriented"], ascending=[True, False], kind="stable")
@@ -184,34 +183,21 @@ def oracle_batch(hidden: pd.DataFrame, size: int, higher_is_better: bool) -> pd.
 
 
 def acquisition_bound(kb, seeds: int) -> dict:
-    """Oracle acquisition on the demo KB, per seed: curve of M&C's leave-one-out."""
-    every = kb.edges.dropna(subset=["score"])
-    targets = list(kb.datasets)
-    batch = max(1, round(ACQUISITION_BATCH * len(every)))
-    runs = []
-    for seed in range(seeds):
-        start = start_edges(every, ACQUISITION_START, seed)
-        dense = evaluate_knowledge(kb, every, targets, "mnc", None, seed)["regret@1"]
-        acquired, curve = start, []
-        while len(acquired) < len(every):
-            hidden = every.drop(index=acquired.index)
-            acquired = pd.concat([acquired, every.loc[oracle_batch(hidden, batch,
-                                                                   kb.higher_is_better)]])
-            point = evaluate_knowledge(kb, acquired, targets, "mnc", None, seed)
-            curve.append({"acquired": len(acquired) - len(start), "regret@1": point["regret@1"],
-                          "fine_tunings_to_near_best": point["fine_tunings_to_near_best"]})
-            print(f"  seed {seed}: {curve[-1]['acquired']} acquired, regret@1 "
-                  f"{point['regret@1']:.3f} (dense {dense:.3f})", flush=True)
-        runs.append({"seed": seed, "start": len(start), "dense_regret@1": dense,
-                     "curve": curve})
-    dense = float(np.mean([r["dense_regret@1"] for r in runs]))
-    mean_curve = [{"acquired": points[0]["acquired"],
-                   "regret@1": float(np.mean([p["regret@1"] for p in points]))}
-                  for points in zip(*[r["curve"] for r in runs], strict=True)]
-    first = next((p["acquired"] for p in mean_curve if p["regret@1"] <= dense + 1e-12), None)
-    return {"edges": len(every), "batch": batch, "dense_regret@1": dense,
-            "goal_acquired": (len(every) - runs[0]["start"]) / 2,
-            "oracle_curve": mean_curve, "oracle_first": first, "runs": runs}
+    """Oracle acquisition on the demo KB: `acquisition.simulate` with the oracle as its
+    only policy, per seed, and the seeds' mean curve (as `engine_acquisition.py`)."""
+    from engine_acquisition import mean_curve
+
+    oracle = partial(oracle_batch, higher_is_better=kb.higher_is_better)
+    runs = [simulate(kb, seed=seed, start_share=ACQUISITION_START,
+                     batch_share=ACQUISITION_BATCH, policies=(), choosers={"oracle": oracle})
+            for seed in range(seeds)]
+    dense = float(np.mean([r["dense"]["regret@1"] for r in runs]))
+    curve = mean_curve(runs, "oracle")
+    return {"edges": runs[0]["edges"], "batch": runs[0]["batch"], "dense_regret@1": dense,
+            "goal_acquired": (runs[0]["edges"] - runs[0]["start"]) / 2,
+            "oracle_curve": curve, "oracle_first": edges_to_reach(curve, dense),
+            "per_seed_first": [r["policies"]["oracle"]["edges_to_dense"] for r in runs],
+            "runs": runs}
 
 
 def parc_text(bounds: dict) -> str:
@@ -247,7 +233,8 @@ def acquisition_text(bound: dict) -> str:
             f"of {bound['batch']}; dense M&C regret@1 {bound['dense_regret@1']:.4f}; goal: reach "
             f"it within {bound['goal_acquired']:.0f} acquired edges)\n"
             f"  oracle (each dataset's best hidden models first), acquired:regret@1  {curve}\n"
-            f"  oracle first reaches the dense regret@1 at {bound['oracle_first']} acquired edges")
+            f"  oracle first reaches the dense regret@1 at {bound['oracle_first']} acquired edges"
+            f" (per seed {bound['per_seed_first']})")
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ DEFAULT_START_SHARE = 0.3  # the simulation's starting share of the KB's edges
 DEFAULT_BATCH_SHARE = 0.05  # each simulated batch: this share of the KB's edges
 POLICIES = ("policy", "random")
 Pair = tuple[str, str]  # (model, dataset)
+# A caller's own policy for `simulate` (a benchmark's oracle): (hidden edges, batch
+# size) -> the index of the hidden edges to acquire next.
+BatchChooser = Callable[[pd.DataFrame, int], pd.Index]
 
 
 def score_table(edges: pd.DataFrame, models: Sequence[str], datasets: Sequence[str]
@@ -192,9 +195,11 @@ def simulate(
     settings=None,
     policies: Sequence[str] = POLICIES,
     max_share: float = 1.0,
+    choosers: Mapping[str, BatchChooser] | None = None,
 ) -> dict:
     """Acquire the hidden edges in batches by each policy; evaluate after each batch.
 
+    `choosers`: extra policies by name, simulated after `policies` the same way.
     Returns `dense` (evaluation on every edge), `start` (edge count), `batch` and per
     policy a `curve` of {edges, share, regret@1, fine_tunings_to_near_best} (the first
     point is the starting knowledge) and `edges_to_dense`: the edges acquired when the
@@ -213,13 +218,16 @@ def simulate(
              "start %.4f", len(start), len(every), batch, dense["regret@1"], first["regret@1"])
     out = {"edges": len(every), "start": len(start), "batch": batch, "method": method,
            "seed": seed, "targets": targets, "dense": dense, "policies": {}}
-    for policy in policies:
+    choosers = dict(choosers or {})
+    for policy in [*policies, *choosers]:
         acquired = start
         curve = [_point(first, 0, len(acquired), len(every))]
         rng = np.random.default_rng([seed, 31_000])
         while len(acquired) < len(every) * max_share - 1e-9:
             hidden = every.drop(index=acquired.index)
-            if policy == "random":
+            if policy in choosers:
+                take = hidden.loc[choosers[policy](hidden, min(batch, len(hidden)))]
+            elif policy == "random":
                 take = hidden.iloc[rng.choice(len(hidden), size=min(batch, len(hidden)),
                                               replace=False)]
             else:

@@ -94,6 +94,26 @@ def test_simulation_acquires_every_hidden_edge_once(small_kb):
         acq.simulate(small_kb, start_share=1.0, method="overall")
 
 
+def test_a_callers_chooser_is_simulated_on_what_is_still_hidden(small_kb):
+    seen = []
+
+    def last_first(hidden, n):  # the hidden edges with the largest index first
+        seen.append((set(hidden.index), n))
+        return hidden.index[::-1][:n]
+
+    result = acq.simulate(small_kb, seed=1, batch_share=0.2, method="overall",
+                          policies=(), choosers={"last": last_first})
+    assert list(result["policies"]) == ["last"]
+    start = acq.start_edges(small_kb.edges, 0.3, 1)
+    hidden = set(small_kb.edges.index) - set(start.index)
+    for offered, n in seen:  # each call sees exactly what earlier batches left hidden
+        assert offered == hidden and n == min(result["batch"], len(hidden))
+        hidden -= set(sorted(offered)[::-1][:n])
+    assert not hidden
+    curve = result["policies"]["last"]["curve"]
+    assert len(curve) == len(seen) + 1 and curve[-1]["edges"] == len(small_kb.edges)
+
+
 def test_policy_batch_is_the_proposal_on_the_start(small_kb):
     start = acq.start_edges(small_kb.edges, 0.3, 0)
     hidden = small_kb.edges.drop(index=start.index)
